@@ -1,0 +1,106 @@
+//! Tests of the workspace checks themselves: each must pass on the real tree and fail on a
+//! tree that breaks its rule.
+
+use serde_json::json;
+
+use crate::{codegen, layering, workspace_root};
+
+fn rules() -> layering::Rules {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/ARCHITECTURE.md")).unwrap();
+    layering::Rules::from_architecture_doc(&doc).unwrap()
+}
+
+#[test]
+fn committed_generated_code_is_fresh() {
+    let stale = codegen::stale_files(&workspace_root()).unwrap();
+    assert!(stale.is_empty(), "stale generated files: {stale:?}; run `cargo xtask codegen`");
+}
+
+#[test]
+fn real_workspace_respects_layering() {
+    let metadata = layering::workspace_metadata(&workspace_root()).unwrap();
+    let problems = layering::violations(&metadata, &rules());
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A leaf crate (manta-config) that starts depending on manta-auth is reported.
+#[test]
+fn forbidden_edge_is_reported() {
+    let metadata = layering::workspace_metadata(&workspace_root()).unwrap();
+    let mut metadata = metadata;
+    let packages = metadata["packages"].as_array_mut().unwrap();
+    let config = packages.iter_mut().find(|p| p["name"] == "manta-config").unwrap();
+    config["dependencies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "manta-auth", "kind": null}));
+    let problems = layering::violations(&metadata, &rules());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].contains("`manta-config` depends on `manta-auth`"), "{}", problems[0]);
+}
+
+/// Nothing but xtask may depend on the top-level crates.
+#[test]
+fn depending_on_a_binary_crate_is_reported() {
+    let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
+    let packages = metadata["packages"].as_array_mut().unwrap();
+    let auth = packages.iter_mut().find(|p| p["name"] == "manta-auth").unwrap();
+    auth["dependencies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "manta-client", "kind": "dev"}));
+    let problems = layering::violations(&metadata, &rules());
+    assert!(problems.iter().any(|p| p.contains("`manta-auth` depends on `manta-client`")));
+}
+
+#[test]
+fn proto_crate_may_not_grow_dependencies_or_a_build_script() {
+    let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
+    let packages = metadata["packages"].as_array_mut().unwrap();
+    let proto = packages.iter_mut().find(|p| p["name"] == "manta-proto").unwrap();
+    proto["dependencies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "serde", "kind": null}));
+    proto["targets"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "build-script-build", "kind": ["custom-build"]}));
+    let problems = layering::violations(&metadata, &rules());
+    assert!(problems.iter().any(|p| p.contains("not `serde`")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("build script")), "{problems:#?}");
+}
+
+/// Changing one field number in a copy of proto/ makes the codegen check report stale code.
+#[test]
+fn editing_a_field_number_makes_codegen_stale() {
+    let root = workspace_root();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root.join("proto"), &tmp.path().join("proto"));
+    copy_dir(
+        &root.join(codegen::GENERATED_DIR),
+        &tmp.path().join(codegen::GENERATED_DIR),
+    );
+    let user = tmp.path().join("proto/common/user.proto");
+    let text = std::fs::read_to_string(&user).unwrap();
+    assert!(text.contains("string username = 2;"));
+    std::fs::write(&user, text.replace("string username = 2;", "string username = 15;")).unwrap();
+    let stale = codegen::stale_files(tmp.path()).unwrap();
+    assert!(
+        stale.iter().any(|f| f.starts_with("common.user.rs")),
+        "expected common.user.rs to be stale, got {stale:?}"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
