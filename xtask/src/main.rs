@@ -68,7 +68,15 @@ fn ci(root: &Path, with_tests: bool) -> Result<()> {
     layering::check(root)?;
     cargo(
         root,
-        &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     if with_tests {
         cargo(root, &["test", "--workspace", "--locked"])?;

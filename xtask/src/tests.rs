@@ -13,7 +13,10 @@ fn rules() -> layering::Rules {
 #[test]
 fn committed_generated_code_is_fresh() {
     let stale = codegen::stale_files(&workspace_root()).unwrap();
-    assert!(stale.is_empty(), "stale generated files: {stale:?}; run `cargo xtask codegen`");
+    assert!(
+        stale.is_empty(),
+        "stale generated files: {stale:?}; run `cargo xtask codegen`"
+    );
 }
 
 #[test]
@@ -29,14 +32,21 @@ fn forbidden_edge_is_reported() {
     let metadata = layering::workspace_metadata(&workspace_root()).unwrap();
     let mut metadata = metadata;
     let packages = metadata["packages"].as_array_mut().unwrap();
-    let config = packages.iter_mut().find(|p| p["name"] == "manta-config").unwrap();
+    let config = packages
+        .iter_mut()
+        .find(|p| p["name"] == "manta-config")
+        .unwrap();
     config["dependencies"]
         .as_array_mut()
         .unwrap()
         .push(json!({"name": "manta-auth", "kind": null}));
     let problems = layering::violations(&metadata, &rules());
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].contains("`manta-config` depends on `manta-auth`"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("`manta-config` depends on `manta-auth`"),
+        "{}",
+        problems[0]
+    );
 }
 
 /// Nothing but xtask may depend on the top-level crates.
@@ -44,20 +54,30 @@ fn forbidden_edge_is_reported() {
 fn depending_on_a_binary_crate_is_reported() {
     let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
     let packages = metadata["packages"].as_array_mut().unwrap();
-    let auth = packages.iter_mut().find(|p| p["name"] == "manta-auth").unwrap();
+    let auth = packages
+        .iter_mut()
+        .find(|p| p["name"] == "manta-auth")
+        .unwrap();
     auth["dependencies"]
         .as_array_mut()
         .unwrap()
         .push(json!({"name": "manta-client", "kind": "dev"}));
     let problems = layering::violations(&metadata, &rules());
-    assert!(problems.iter().any(|p| p.contains("`manta-auth` depends on `manta-client`")));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`manta-auth` depends on `manta-client`"))
+    );
 }
 
 #[test]
 fn proto_crate_may_not_grow_dependencies_or_a_build_script() {
     let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
     let packages = metadata["packages"].as_array_mut().unwrap();
-    let proto = packages.iter_mut().find(|p| p["name"] == "manta-proto").unwrap();
+    let proto = packages
+        .iter_mut()
+        .find(|p| p["name"] == "manta-proto")
+        .unwrap();
     proto["dependencies"]
         .as_array_mut()
         .unwrap()
@@ -67,8 +87,14 @@ fn proto_crate_may_not_grow_dependencies_or_a_build_script() {
         .unwrap()
         .push(json!({"name": "build-script-build", "kind": ["custom-build"]}));
     let problems = layering::violations(&metadata, &rules());
-    assert!(problems.iter().any(|p| p.contains("not `serde`")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.contains("build script")), "{problems:#?}");
+    assert!(
+        problems.iter().any(|p| p.contains("not `serde`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("build script")),
+        "{problems:#?}"
+    );
 }
 
 /// Changing one field number in a copy of proto/ makes the codegen check report stale code.
@@ -84,7 +110,11 @@ fn editing_a_field_number_makes_codegen_stale() {
     let user = tmp.path().join("proto/common/user.proto");
     let text = std::fs::read_to_string(&user).unwrap();
     assert!(text.contains("string username = 2;"));
-    std::fs::write(&user, text.replace("string username = 2;", "string username = 15;")).unwrap();
+    std::fs::write(
+        &user,
+        text.replace("string username = 2;", "string username = 15;"),
+    )
+    .unwrap();
     let stale = codegen::stale_files(tmp.path()).unwrap();
     assert!(
         stale.iter().any(|f| f.starts_with("common.user.rs")),

@@ -21,7 +21,11 @@ fn check<M: Message + Default + PartialEq + std::fmt::Debug>(message: &M, expect
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -30,11 +34,17 @@ fn user_with_authorization() {
         user_id: "ab".into(),
         username: "ann".into(),
         token: Some("t".into()),
-        created_at: Some(prost_types::Timestamp { seconds: 1, nanos: 0 }),
+        created_at: Some(prost_types::Timestamp {
+            seconds: 1,
+            nanos: 0,
+        }),
         status: UserStatus::Active as i32,
         authorization: Some(UserAuthorization {
             user_id: "ab".into(),
-            permissions: vec![UserPermission::UserRead as i32, UserPermission::ClusterRead as i32],
+            permissions: vec![
+                UserPermission::UserRead as i32,
+                UserPermission::ClusterRead as i32,
+            ],
             ..Default::default()
         }),
         ..Default::default()
@@ -103,7 +113,10 @@ fn registration_with_extensions() {
 #[test]
 fn node_overview_with_extensions() {
     let overview = NodeOverview {
-        platform_info: Some(PlatformInfo { hostname: "h".into(), ..Default::default() }),
+        platform_info: Some(PlatformInfo {
+            hostname: "h".into(),
+            ..Default::default()
+        }),
         alias: Some("w".into()),
         requested_node_id: Some("w".into()),
         random_id: Some(false),
@@ -158,7 +171,10 @@ fn grpc_paths_are_the_published_ones() {
         <UserManagementServer<()> as NamedService>::NAME,
         "core.user_services.UserManagement"
     );
-    assert_eq!(<NodeServiceServer<()> as NamedService>::NAME, "node.node_service.NodeService");
+    assert_eq!(
+        <NodeServiceServer<()> as NamedService>::NAME,
+        "node.node_service.NodeService"
+    );
 }
 
 #[test]
@@ -168,7 +184,9 @@ fn descriptor_set_names_every_service() {
         .file
         .iter()
         .flat_map(|f| {
-            f.service.iter().map(move |s| format!("{}.{}", f.package(), s.name()))
+            f.service
+                .iter()
+                .map(move |s| format!("{}.{}", f.package(), s.name()))
         })
         .collect();
     for expected in [
@@ -181,6 +199,9 @@ fn descriptor_set_names_every_service() {
         "manta.v1.TokenService",
         "manta.v1.NodeSession",
     ] {
-        assert!(services.iter().any(|s| s == expected), "{expected} missing from {services:?}");
+        assert!(
+            services.iter().any(|s| s == expected),
+            "{expected} missing from {services:?}"
+        );
     }
 }
