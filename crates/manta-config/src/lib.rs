@@ -1,4 +1,28 @@
 //! TOML configuration with `${VAR}` environment substitution for nodes and clients.
 //!
 //! This crate is the only one that reads configuration files and environment variables for
-//! configuration. It must not open sockets, parse PEM or log secret values.
+//! configuration. It never opens sockets, never parses PEM and never puts a secret in an
+//! error message. See `docs/configuration.md` for the file formats and the substitution
+//! grammar.
+//!
+//! - [`load_file`] / [`load_str`]: the generic loader for any `serde` type (substitution,
+//!   located errors, "did you mean" for unknown keys, permission check for secret files).
+//! - [`Env`]: the environment, injectable so tests never touch the process environment.
+
+mod edit;
+mod env;
+mod error;
+mod fsutil;
+mod load;
+mod node;
+mod subst;
+
+pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken};
+pub use env::Env;
+pub use error::{ConfigError, Location, Problem, Severity, SubstitutionErrorKind};
+pub use load::{LoadOptions, Loaded, load_file, load_str};
+pub use node::{
+    ALIAS_WARN_LEN, IdentityConfig, LoggingConfig, MSG_TOKEN_INVALID, MSG_TOKEN_REQUIRED,
+    MetadataConfig, NetworkConfig, NodeConfig, SECURED_TOKEN_KEY, SecurityConfig, ValidationReport,
+    jwt_expiry, node_load_options,
+};
