@@ -9,18 +9,28 @@
 //!   located errors, "did you mean" for unknown keys, permission check for secret files).
 //! - [`Env`]: the environment, injectable so tests never touch the process environment.
 
+mod client;
 mod edit;
 mod env;
 mod error;
 mod fsutil;
 mod load;
+mod locations;
 mod node;
 mod subst;
 
+#[cfg(feature = "keyring")]
+pub use client::OsKeyring;
+pub use client::{
+    ClientConfig, KEYRING_ENTRY, KEYRING_SERVICE, MANTA_ENV, MANTA_TOKEN, MemoryStore, Profile,
+    ResolvedToken, SecretStore, SelectedProfile, TokenLookup, TokenSource, read_credentials_token,
+    save_credentials_token,
+};
 pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken};
 pub use env::Env;
 pub use error::{ConfigError, Location, Problem, Severity, SubstitutionErrorKind};
 pub use load::{LoadOptions, Loaded, load_file, load_str};
+pub use locations::{MantaHome, NodeConfigRef};
 pub use node::{
     ALIAS_WARN_LEN, IdentityConfig, LoggingConfig, MSG_TOKEN_INVALID, MSG_TOKEN_REQUIRED,
     MetadataConfig, NetworkConfig, NodeConfig, SECURED_TOKEN_KEY, SecurityConfig, ValidationReport,

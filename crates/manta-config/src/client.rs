@@ -1,0 +1,717 @@
+//! Client side: profiles in `MANTA_HOME/config.toml` and the token lookup chain
+//! (explicit, environment, `credentials.ini`, OS keyring).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::env::Env;
+use crate::error::ConfigError;
+use crate::fsutil;
+use crate::load::{self, LoadOptions};
+use crate::locations::MantaHome;
+
+/// The environment variable naming the profile to use.
+pub const MANTA_ENV: &str = "MANTA_ENV";
+/// The environment variable holding the token when the profile names none.
+pub const MANTA_TOKEN: &str = "MANTA_TOKEN";
+/// Keyring service name (as the published SDK's documentation uses).
+pub const KEYRING_SERVICE: &str = "manta";
+/// Keyring entry name.
+pub const KEYRING_ENTRY: &str = "api_token";
+
+/// `MANTA_HOME/config.toml`: named connection profiles.
+///
+/// ```toml
+/// default_profile = "dev"
+///
+/// [profiles.dev]
+/// host = "dev.manta.io"
+/// port = 50052
+/// token_env = "MANTA_DEV_TOKEN"
+///
+/// [profiles.prod]
+/// host = "platform.manta.io"
+/// port = 443
+/// token_env = "MANTA_PROD_TOKEN"
+/// cert_folder = "/etc/manta/certs"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The profile used when neither a name nor `MANTA_ENV` is given.
+    #[serde(default)]
+    pub default_profile: Option<String>,
+    /// Profiles by name.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One environment to connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// Manager host (default `localhost`).
+    pub host: String,
+    /// User API port (default 50052, as the published SDK).
+    pub port: u16,
+    /// Environment variable holding this profile's token (replaces `MANTA_TOKEN`).
+    pub token_env: Option<String>,
+    /// Folder with `ca.crt`, `client.crt`, `client.key`; TLS is used when set.
+    pub cert_folder: Option<PathBuf>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self {
+            host: "localhost".to_owned(),
+            port: 50052,
+            token_env: None,
+            cert_folder: None,
+        }
+    }
+}
+
+impl Profile {
+    /// The variable the token chain reads: `token_env`, else `MANTA_TOKEN`.
+    pub fn token_variable(&self) -> &str {
+        self.token_env.as_deref().unwrap_or(MANTA_TOKEN)
+    }
+}
+
+/// A profile chosen by [`ClientConfig::select`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedProfile {
+    /// Its name (`default` for the built-in profile).
+    pub name: String,
+    /// Its settings.
+    pub profile: Profile,
+}
+
+impl ClientConfig {
+    /// Loads `home/config.toml`. A missing file is an empty configuration (nothing is
+    /// created); every other problem is an error.
+    pub fn load(home: &MantaHome, env: &Env) -> Result<Self, ConfigError> {
+        let path = home.client_config();
+        match load::load_file::<ClientConfig>(&path, env, &LoadOptions::new()) {
+            Ok(loaded) => Ok(loaded.value),
+            Err(ConfigError::NotFound { .. }) => Ok(Self::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Chooses a profile: `name` if given, else `MANTA_ENV`, else `default_profile`, else
+    /// a profile named `default`, else the built-in defaults (localhost:50052). A name that
+    /// does not exist is an error listing the available ones (`path` is for that message).
+    pub fn select(
+        &self,
+        name: Option<&str>,
+        env: &Env,
+        path: &Path,
+    ) -> Result<SelectedProfile, ConfigError> {
+        let from_env = env.get_non_empty(MANTA_ENV);
+        let wanted = name
+            .map(str::to_owned)
+            .or_else(|| from_env.as_ref().map(|v| v.to_string()))
+            .or_else(|| self.default_profile.clone());
+        match wanted {
+            Some(name) => match self.profiles.get(&name) {
+                Some(p) => Ok(SelectedProfile {
+                    name,
+                    profile: p.clone(),
+                }),
+                None => {
+                    let available: Vec<String> = self.profiles.keys().cloned().collect();
+                    let suggestion = load::suggest(&name, available.iter().map(String::as_str));
+                    Err(ConfigError::ProfileNotFound {
+                        name,
+                        path: path.to_owned(),
+                        available,
+                        suggestion,
+                    })
+                }
+            },
+            None => Ok(SelectedProfile {
+                name: "default".to_owned(),
+                profile: self.profiles.get("default").cloned().unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// Where the token came from. Never holds the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// Passed explicitly (command-line option or API argument).
+    Explicit,
+    /// An environment variable.
+    Environment {
+        /// Its name.
+        variable: String,
+    },
+    /// The `[auth] token` of a credentials file.
+    CredentialsFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The OS keyring.
+    Keyring {
+        /// Service name.
+        service: String,
+        /// Entry name.
+        entry: String,
+    },
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Explicit => f.write_str("explicit token"),
+            Self::Environment { variable } => write!(f, "environment variable {variable}"),
+            Self::CredentialsFile { path } => write!(f, "credentials file {}", path.display()),
+            Self::Keyring { service, entry } => write!(f, "keyring {service}/{entry}"),
+        }
+    }
+}
+
+/// A token and where it came from. `Debug` shows the source only.
+pub struct ResolvedToken {
+    /// The token.
+    pub token: SecretString,
+    /// Its source, safe to log.
+    pub source: TokenSource,
+}
+
+impl fmt::Debug for ResolvedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedToken")
+            .field("token", &"[REDACTED]")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// A secret store keyed by service and entry: the OS keyring in production
+/// ([`OsKeyring`], feature `keyring`), [`MemoryStore`] in tests.
+pub trait SecretStore: Send + Sync {
+    /// The secret, `Ok(None)` when there is no such entry.
+    fn get(&self, service: &str, entry: &str) -> Result<Option<SecretString>, ConfigError>;
+    /// Stores or replaces the secret.
+    fn set(&self, service: &str, entry: &str, secret: &SecretString) -> Result<(), ConfigError>;
+    /// Deletes the entry; `Ok(false)` when there was none.
+    fn delete(&self, service: &str, entry: &str) -> Result<bool, ConfigError>;
+}
+
+/// An in-process [`SecretStore`], for tests and for callers without a keyring.
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<(String, String), SecretString>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), SecretString>> {
+        // A panic while holding the lock cannot leave the map half-updated (each operation
+        // is a single insert/remove), so a poisoned lock is safe to reuse.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("entries", &self.lock().len())
+            .finish()
+    }
+}
+
+impl SecretStore for MemoryStore {
+    fn get(&self, service: &str, entry: &str) -> Result<Option<SecretString>, ConfigError> {
+        Ok(self
+            .lock()
+            .get(&(service.to_owned(), entry.to_owned()))
+            .cloned())
+    }
+
+    fn set(&self, service: &str, entry: &str, secret: &SecretString) -> Result<(), ConfigError> {
+        self.lock()
+            .insert((service.to_owned(), entry.to_owned()), secret.clone());
+        Ok(())
+    }
+
+    fn delete(&self, service: &str, entry: &str) -> Result<bool, ConfigError> {
+        Ok(self
+            .lock()
+            .remove(&(service.to_owned(), entry.to_owned()))
+            .is_some())
+    }
+}
+
+/// The OS keyring through the `keyring` crate's Linux kernel keyutils backend (no system
+/// library needed). Keyutils entries live in the kernel and do not survive a reboot.
+#[cfg(feature = "keyring")]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsKeyring;
+
+#[cfg(feature = "keyring")]
+impl OsKeyring {
+    fn entry(service: &str, entry: &str) -> Result<keyring::Entry, ConfigError> {
+        keyring::Entry::new(service, entry).map_err(keyring_error)
+    }
+}
+
+#[cfg(feature = "keyring")]
+fn keyring_error(e: keyring::Error) -> ConfigError {
+    // keyring's messages describe the platform failure, never the stored secret.
+    ConfigError::Keyring {
+        message: e.to_string(),
+    }
+}
+
+#[cfg(feature = "keyring")]
+impl SecretStore for OsKeyring {
+    fn get(&self, service: &str, entry: &str) -> Result<Option<SecretString>, ConfigError> {
+        match Self::entry(service, entry)?.get_password() {
+            Ok(p) => Ok(Some(SecretString::from(p))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(keyring_error(e)),
+        }
+    }
+
+    fn set(&self, service: &str, entry: &str, secret: &SecretString) -> Result<(), ConfigError> {
+        Self::entry(service, entry)?
+            .set_password(secret.expose_secret())
+            .map_err(keyring_error)
+    }
+
+    fn delete(&self, service: &str, entry: &str) -> Result<bool, ConfigError> {
+        match Self::entry(service, entry)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(e) => Err(keyring_error(e)),
+        }
+    }
+}
+
+/// Inputs of the client token lookup chain; see [`TokenLookup::resolve`].
+pub struct TokenLookup<'a> {
+    /// A token given explicitly (e.g. `--token`); wins over everything.
+    pub explicit: Option<SecretString>,
+    /// The selected profile; its `token_env` replaces `MANTA_TOKEN`.
+    pub profile: Option<&'a Profile>,
+    /// The environment.
+    pub env: &'a Env,
+    /// Where `credentials.ini` lives.
+    pub home: &'a MantaHome,
+    /// The keyring, last in the chain; `None` skips it.
+    pub store: Option<&'a dyn SecretStore>,
+    /// Accept a credentials file readable by group or others.
+    pub danger_allow_insecure_permissions: bool,
+}
+
+impl fmt::Debug for TokenLookup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenLookup")
+            .field("explicit", &self.explicit.as_ref().map(|_| "[REDACTED]"))
+            .field("profile", &self.profile)
+            .field("home", &self.home)
+            .field("store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl<'a> TokenLookup<'a> {
+    /// A lookup with no explicit token, no profile and no keyring.
+    pub fn new(env: &'a Env, home: &'a MantaHome) -> Self {
+        Self {
+            explicit: None,
+            profile: None,
+            env,
+            home,
+            store: None,
+            danger_allow_insecure_permissions: false,
+        }
+    }
+
+    /// Finds the token: explicit, then the environment variable (the profile's
+    /// `token_env`, else `MANTA_TOKEN`; empty counts as unset), then `[auth] token` in
+    /// `credentials.ini` (refused unless mode 0600), then the keyring entry
+    /// `manta`/`api_token`. Reports which source was used.
+    pub fn resolve(self) -> Result<ResolvedToken, ConfigError> {
+        if let Some(token) = self.explicit {
+            if token.expose_secret().is_empty() {
+                return Err(ConfigError::EmptyExplicitToken);
+            }
+            return Ok(ResolvedToken {
+                token,
+                source: TokenSource::Explicit,
+            });
+        }
+        let variable = self
+            .profile
+            .map_or(MANTA_TOKEN, Profile::token_variable)
+            .to_owned();
+        let mut tried = Vec::new();
+        if let Some(value) = self.env.get_non_empty(&variable) {
+            return Ok(ResolvedToken {
+                token: SecretString::from(value.as_str()),
+                source: TokenSource::Environment { variable },
+            });
+        }
+        tried.push(format!("environment variable {variable}"));
+
+        let path = self.home.credentials();
+        if let Some(token) = read_credentials_token(&path, self.danger_allow_insecure_permissions)?
+        {
+            return Ok(ResolvedToken {
+                token,
+                source: TokenSource::CredentialsFile { path },
+            });
+        }
+        tried.push(format!("{} [auth] token", path.display()));
+
+        if let Some(store) = self.store {
+            if let Some(token) = store.get(KEYRING_SERVICE, KEYRING_ENTRY)?
+                && !token.expose_secret().is_empty()
+            {
+                return Ok(ResolvedToken {
+                    token,
+                    source: TokenSource::Keyring {
+                        service: KEYRING_SERVICE.to_owned(),
+                        entry: KEYRING_ENTRY.to_owned(),
+                    },
+                });
+            }
+            tried.push(format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"));
+        }
+        Err(ConfigError::NoToken { tried, variable })
+    }
+}
+
+/// Reads `[auth] token` from a credentials file (INI: `[section]`, `key = value` or
+/// `key: value`, `;` and `#` comments, optional quotes). `Ok(None)` when the file or the
+/// key is missing. A file holding a token must be 0600 unless `allow_insecure`.
+pub fn read_credentials_token(
+    path: &Path,
+    allow_insecure: bool,
+) -> Result<Option<SecretString>, ConfigError> {
+    let text = match fsutil::read_text(path, "") {
+        Ok(t) => t,
+        Err(ConfigError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let token = find_auth_token(&text);
+    if token.is_some() {
+        fsutil::check_secret_file(path, allow_insecure)?;
+    }
+    Ok(token.map(SecretString::from))
+}
+
+fn find_auth_token(text: &str) -> Option<&str> {
+    let mut in_auth = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with(';') || line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_auth = section.trim() == "auth";
+            continue;
+        }
+        if !in_auth {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        if key.trim() == "token" {
+            let v = value.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            return (!v.is_empty()).then_some(v);
+        }
+    }
+    None
+}
+
+/// Writes `[auth] token` to `home/credentials.ini` atomically with mode 0600, keeping the
+/// file's other lines (a previous token line is replaced).
+pub fn save_credentials_token(
+    home: &MantaHome,
+    token: &SecretString,
+) -> Result<PathBuf, ConfigError> {
+    let path = home.credentials();
+    let old = match fsutil::read_text(&path, "") {
+        Ok(t) => t,
+        Err(ConfigError::NotFound { .. }) => Zeroizing::new(String::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Zeroizing::new(String::with_capacity(old.len() + 64));
+    let mut in_auth = false;
+    let mut written = false;
+    let write_token = |out: &mut Zeroizing<String>| {
+        out.push_str("token = ");
+        out.push_str(token.expose_secret());
+        out.push('\n');
+    };
+    for line in old.lines() {
+        let trimmed = line.trim();
+        if let Some(section) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if in_auth && !written {
+                write_token(&mut out);
+                written = true;
+            }
+            in_auth = section.trim() == "auth";
+        } else if in_auth
+            && trimmed
+                .split_once(['=', ':'])
+                .is_some_and(|(k, _)| k.trim() == "token")
+        {
+            if !written {
+                write_token(&mut out);
+                written = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !written {
+        if !in_auth {
+            if !out.is_empty() && !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            out.push_str("[auth]\n");
+        }
+        write_token(&mut out);
+    }
+    fsutil::write_atomic(&path, out.as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILES: &str = "default_profile = \"dev\"\n[profiles.dev]\nhost = \"dev.manta.io\"\ntoken_env = \"MANTA_DEV_TOKEN\"\n[profiles.prod]\nhost = \"platform.manta.io\"\nport = 443\ntoken_env = \"MANTA_PROD_TOKEN\"\ncert_folder = \"/etc/manta/certs\"\n";
+
+    fn home_with(files: &[(&str, &str, u32)]) -> (tempfile::TempDir, MantaHome) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = MantaHome::at(dir.path());
+        for (name, text, mode) in files {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+            }
+            #[cfg(not(unix))]
+            let _ = mode;
+        }
+        (dir, home)
+    }
+
+    #[test]
+    fn profile_selection_order() {
+        let (_d, home) = home_with(&[("config.toml", PROFILES, 0o644)]);
+        let none = Env::from_pairs::<[(&str, &str); 0], _, _>([]);
+        let cfg = ClientConfig::load(&home, &none).unwrap();
+        let path = home.client_config();
+        assert_eq!(cfg.select(None, &none, &path).unwrap().name, "dev");
+        assert_eq!(cfg.select(None, &none, &path).unwrap().profile.port, 50052);
+        let env = Env::from_pairs([(MANTA_ENV, "prod")]);
+        let prod = cfg.select(None, &env, &path).unwrap();
+        assert_eq!((prod.name.as_str(), prod.profile.port), ("prod", 443));
+        assert_eq!(prod.profile.token_variable(), "MANTA_PROD_TOKEN");
+        assert_eq!(cfg.select(Some("dev"), &env, &path).unwrap().name, "dev");
+        let err = cfg
+            .select(Some("prd"), &none, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean `prod`?") && err.contains("available: dev, prod"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_client_config_gives_builtin_profile_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = MantaHome::at(dir.path().join("none"));
+        let env = Env::from_pairs::<[(&str, &str); 0], _, _>([]);
+        let cfg = ClientConfig::load(&home, &env).unwrap();
+        let sel = cfg.select(None, &env, &home.client_config()).unwrap();
+        assert_eq!(
+            (sel.profile.host.as_str(), sel.profile.port),
+            ("localhost", 50052)
+        );
+        assert!(!home.root().exists());
+        let (_d, home) = home_with(&[("config.toml", "[profiles.dev]\nhots = \"x\"\n", 0o644)]);
+        let err = ClientConfig::load(&home, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("did you mean `host`?") && err.contains(":2:1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn token_chain_order_and_sources() {
+        let (_d, home) = home_with(&[(
+            "credentials.ini",
+            "; saved\n[other]\ntoken = no\n[auth]\ntoken = \"from-file\"\n",
+            0o600,
+        )]);
+        let store = MemoryStore::new();
+        store
+            .set(
+                KEYRING_SERVICE,
+                KEYRING_ENTRY,
+                &SecretString::from("from-keyring"),
+            )
+            .unwrap();
+        let env = Env::from_pairs([(MANTA_TOKEN, "from-env"), ("MANTA_PROD_TOKEN", "from-prod")]);
+        let prod = Profile {
+            token_env: Some("MANTA_PROD_TOKEN".into()),
+            ..Profile::default()
+        };
+
+        let lookup = |explicit: Option<&str>,
+                      profile: Option<&Profile>,
+                      env: &Env,
+                      store: Option<&dyn SecretStore>| {
+            let mut l = TokenLookup::new(env, &home);
+            l.explicit = explicit.map(SecretString::from);
+            l.profile = profile;
+            l.store = store;
+            l.resolve()
+        };
+        let r = lookup(Some("given"), Some(&prod), &env, Some(&store)).unwrap();
+        assert_eq!(
+            (r.token.expose_secret(), &r.source),
+            ("given", &TokenSource::Explicit)
+        );
+        let r = lookup(None, None, &env, Some(&store)).unwrap();
+        assert_eq!(r.token.expose_secret(), "from-env");
+        assert_eq!(r.source.to_string(), "environment variable MANTA_TOKEN");
+        let r = lookup(None, Some(&prod), &env, Some(&store)).unwrap();
+        assert_eq!(r.token.expose_secret(), "from-prod");
+        let empty_env = Env::from_pairs([(MANTA_TOKEN, "")]);
+        let r = lookup(None, None, &empty_env, Some(&store)).unwrap();
+        assert_eq!(r.token.expose_secret(), "from-file");
+        assert!(matches!(r.source, TokenSource::CredentialsFile { .. }));
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("from-file"), "{dbg}");
+        assert!(matches!(
+            lookup(Some(""), None, &env, None),
+            Err(ConfigError::EmptyExplicitToken)
+        ));
+
+        let (_d2, bare) = home_with(&[]);
+        let mut l = TokenLookup::new(&empty_env, &bare);
+        l.store = Some(&store);
+        let r = l.resolve().unwrap();
+        assert_eq!(r.token.expose_secret(), "from-keyring");
+        assert_eq!(r.source.to_string(), "keyring manta/api_token");
+
+        store.delete(KEYRING_SERVICE, KEYRING_ENTRY).unwrap();
+        let mut l = TokenLookup::new(&empty_env, &bare);
+        l.store = Some(&store);
+        let err = l.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("MANTA_TOKEN")
+                && err.contains("credentials.ini")
+                && err.contains("keyring"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_credentials_file_is_refused_with_chmod() {
+        let (_d, home) = home_with(&[("credentials.ini", "[auth]\ntoken = secret-tok\n", 0o644)]);
+        let env = Env::from_pairs::<[(&str, &str); 0], _, _>([]);
+        let err = TokenLookup::new(&env, &home)
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("chmod 600") && !err.contains("secret-tok"),
+            "{err}"
+        );
+        let mut l = TokenLookup::new(&env, &home);
+        l.danger_allow_insecure_permissions = true;
+        assert_eq!(l.resolve().unwrap().token.expose_secret(), "secret-tok");
+        // A readable file without a token holds no secret and is fine.
+        let (_d, home) = home_with(&[("credentials.ini", "[other]\nx = 1\n", 0o644)]);
+        assert!(matches!(
+            TokenLookup::new(&env, &home).resolve(),
+            Err(ConfigError::NoToken { .. })
+        ));
+    }
+
+    #[test]
+    fn save_credentials_keeps_other_lines_and_is_0600() {
+        let (_d, home) = home_with(&[(
+            "credentials.ini",
+            "# mine\n[auth]\ntoken = old\nuser = me\n[x]\ny = 1\n",
+            0o644,
+        )]);
+        save_credentials_token(&home, &SecretString::from("new-tok")).unwrap();
+        let text = std::fs::read_to_string(home.credentials()).unwrap();
+        assert_eq!(
+            text,
+            "# mine\n[auth]\ntoken = new-tok\nuser = me\n[x]\ny = 1\n"
+        );
+        assert_eq!(
+            read_credentials_token(&home.credentials(), false)
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            "new-tok"
+        );
+        let (_d, fresh) = home_with(&[]);
+        save_credentials_token(&fresh, &SecretString::from("t")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(fresh.credentials()).unwrap(),
+            "[auth]\ntoken = t\n"
+        );
+    }
+
+    #[cfg(feature = "keyring")]
+    #[test]
+    fn os_keyring_round_trip_through_kernel_keyutils() {
+        // A unique service name so parallel runs and real entries are never touched.
+        let service = format!("manta-config-test-{}", std::process::id());
+        let store = OsKeyring;
+        assert!(store.get(&service, KEYRING_ENTRY).unwrap().is_none());
+        store
+            .set(&service, KEYRING_ENTRY, &SecretString::from("kr-token"))
+            .unwrap();
+        assert_eq!(
+            store
+                .get(&service, KEYRING_ENTRY)
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            "kr-token"
+        );
+        assert!(store.delete(&service, KEYRING_ENTRY).unwrap());
+        assert!(!store.delete(&service, KEYRING_ENTRY).unwrap());
+    }
+}
