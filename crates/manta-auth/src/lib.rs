@@ -3,3 +3,38 @@
 //! This crate is the one place where Manta tokens are understood: claims, token kinds,
 //! signature and claim validation, scopes, and the refresh engine. It must not open sockets,
 //! read configuration files or parse PEM; transports plug in through traits.
+//!
+//! - [`Verifier`] checks a token for an expected [`TokenKind`] against a [`KeySet`];
+//!   [`CachingVerifier`] adds a bounded, revocation-aware cache in front of it.
+//! - [`Issuer`] signs tokens with a [`SigningKey`] and rotates keys.
+//! - [`Scope`] and [`ScopeSet`] implement the grammar of `docs/scopes.md` and the mapping to
+//!   the published `UserPermission` enum.
+//! - [`inspect`] reads a token without verifying it (to schedule refreshes).
+//! - [`TokenSource`] holds the current token and refreshes it through a [`Refresher`].
+
+mod cache;
+mod claims;
+mod clock;
+mod error;
+mod inspect;
+mod issue;
+mod jws;
+mod keys;
+mod refresh;
+mod scope;
+mod verify;
+
+pub use cache::CachingVerifier;
+pub use claims::{Audience, Claims, TokenKind};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use error::{Error, KindName, RefreshError};
+pub use inspect::{Inspected, inspect};
+pub use issue::{IssuedToken, Issuer, Lifetimes, TokenRequest};
+pub use jws::{Algorithm, DEFAULT_MAX_TOKEN_LEN, Header};
+pub use keys::{KeySet, SigningKey, VerifiedJws, VerifyingKey};
+pub use refresh::{RefreshConfig, RefreshFuture, Refresher, TokenSource};
+pub use scope::{
+    Explanation, MAX_SCOPE_LEN, MAX_SCOPES, Scope, ScopeSet, all_user_permissions,
+    permissions_for_scope, scope_for_permission,
+};
+pub use verify::{DenyList, MAX_LEEWAY, RevocationCheck, VerifiedToken, Verifier, VerifierConfig};

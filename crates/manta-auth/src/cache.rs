@@ -1,0 +1,170 @@
+//! A verified-token cache in front of [`Verifier`]: keyed by a SHA-256 of the token (the
+//! token itself is never stored), bounded by each token's `exp` and by a size limit, and
+//! revocation-aware (the hook runs on every hit).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest;
+
+use crate::claims::TokenKind;
+use crate::error::Error;
+use crate::keys::KeySet;
+use crate::verify::{VerifiedToken, Verifier};
+
+/// The key is already a uniform SHA-256 digest, so its first 8 bytes are a good hash and
+/// hashing it again with SipHash would only cost time.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        b[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(b);
+    }
+}
+
+type Map = HashMap<[u8; 32], Entry, BuildHasherDefault<DigestHasher>>;
+
+struct Entry {
+    token: Arc<VerifiedToken>,
+    kind: TokenKind,
+    /// Last second (unix) at which the token still verifies: `exp` plus leeway.
+    valid_until: u64,
+}
+
+/// [`Verifier`] plus a cache of successful verifications.
+pub struct CachingVerifier {
+    verifier: Verifier,
+    map: RwLock<Map>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for CachingVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingVerifier")
+            .field("verifier", &self.verifier)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachingVerifier {
+    /// Wraps `verifier` with a cache of at most `capacity` tokens (at least 1).
+    #[must_use]
+    pub fn new(verifier: Verifier, capacity: usize) -> Self {
+        Self {
+            verifier,
+            map: RwLock::new(Map::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The wrapped verifier.
+    #[must_use]
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Replaces the key set and empties the cache, so a removed key stops working at once.
+    pub fn set_keys(&self, keys: KeySet) {
+        self.verifier.set_keys(keys);
+        self.clear();
+    }
+
+    /// Forgets every cached verification (call after revoking, if the revocation hook is
+    /// not consulted; it normally is, on every hit).
+    pub fn clear(&self) {
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Number of cached tokens.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether the cache is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies `token` as `kind`, answering from the cache when the same token was verified
+    /// before and is still within its lifetime and not revoked.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`]; a cached token that has since expired or been revoked gets
+    /// [`Error::Expired`] or [`Error::Revoked`].
+    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Arc<VerifiedToken>, Error> {
+        // The length cap applies before hashing so huge inputs cost nothing.
+        let max = self.verifier.config().max_token_len;
+        if token.len() > max {
+            return Err(Error::TooLarge {
+                len: token.len(),
+                max,
+            });
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        let now = self.verifier.clock().unix_now();
+        let hit = {
+            let map = self
+                .map
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.get(&key)
+                .filter(|e| e.kind == kind)
+                .map(|e| (Arc::clone(&e.token), e.valid_until))
+        };
+        if let Some((verified, valid_until)) = hit
+            && now <= valid_until
+        {
+            if let Some(hook) = self.verifier.revocation()
+                && hook.is_revoked(&verified.claims)
+            {
+                return Err(Error::Revoked);
+            }
+            return Ok(verified);
+        }
+        let verified = Arc::new(self.verifier.verify(token, kind)?);
+        let exp = verified.claims.exp.unwrap_or(0);
+        let valid_until = exp.saturating_add(self.verifier.config().exp_leeway.as_secs());
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= self.capacity {
+            map.retain(|_, e| e.valid_until >= now);
+            if map.len() >= self.capacity {
+                // Still full of live tokens: drop an arbitrary half rather than track
+                // recency on the hot read path.
+                let drop: Vec<[u8; 32]> = map.keys().take(map.len() / 2 + 1).copied().collect();
+                for k in drop {
+                    map.remove(&k);
+                }
+            }
+        }
+        map.insert(
+            key,
+            Entry {
+                token: Arc::clone(&verified),
+                kind,
+                valid_until,
+            },
+        );
+        Ok(verified)
+    }
+}
