@@ -1,0 +1,256 @@
+//! The tonic acceptor: a stream of accepted connections (plaintext, or TLS after a
+//! completed handshake) for `Server::serve_with_incoming`, each carrying the peer's
+//! verified identity as tonic connect info.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tonic::transport::server::Connected;
+
+use crate::error::{TlsError, chain};
+use crate::identity::{PeerIdentity, PeerInfo};
+use crate::server::ServerTls;
+
+/// How long a client may take to complete the TLS handshake before it is dropped.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepted connections, ready for `tonic::transport::Server::serve_with_incoming`.
+///
+/// Accepting and handshaking run in a background task, one task per handshake, so a slow
+/// or hostile client never delays others. Failed handshakes are logged at debug level with
+/// the peer address and dropped; they never end the stream. Dropping this stops accepting.
+#[derive(Debug)]
+pub struct TlsIncoming {
+    rx: mpsc::Receiver<ServerStream>,
+    local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsIncoming {
+    /// Serves `listener`: TLS with `tls`, or plaintext h2c when `tls` is `None`.
+    /// Must be called within a tokio runtime.
+    pub fn new(listener: TcpListener, tls: Option<&ServerTls>) -> Result<Self, TlsError> {
+        Self::with_handshake_timeout(listener, tls, DEFAULT_HANDSHAKE_TIMEOUT)
+    }
+
+    /// Like [`TlsIncoming::new`] with a chosen handshake timeout.
+    pub fn with_handshake_timeout(
+        listener: TcpListener,
+        tls: Option<&ServerTls>,
+        handshake_timeout: Duration,
+    ) -> Result<Self, TlsError> {
+        let local_addr = listener.local_addr().map_err(|source| TlsError::Io {
+            context: "cannot read the listening address".to_owned(),
+            source,
+        })?;
+        // A small queue: tonic takes connections as fast as they come, and back-pressure
+        // here slows accepting rather than buffering sockets without bound.
+        let (tx, rx) = mpsc::channel(32);
+        let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
+        let task = tokio::spawn(accept_loop(listener, acceptor, tx, handshake_timeout));
+        Ok(Self {
+            rx,
+            local_addr,
+            task,
+        })
+    }
+
+    /// Binds `addr` (use port 0 for any free port) and serves it.
+    pub async fn bind(addr: SocketAddr, tls: Option<&ServerTls>) -> Result<Self, TlsError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| TlsError::Io {
+                context: format!("cannot listen on {addr}"),
+                source,
+            })?;
+        Self::new(listener, tls)
+    }
+
+    /// The address being listened on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl tokio_stream::Stream for TlsIncoming {
+    type Item = Result<ServerStream, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|s| s.map(Ok))
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tx: mpsc::Sender<ServerStream>,
+    handshake_timeout: Duration,
+) {
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                // Usually out of file descriptors: pause instead of spinning, keep serving.
+                tracing::warn!(error = %err, "accept failed; retrying shortly");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if tx.is_closed() {
+            return;
+        }
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
+        let Some(acceptor) = acceptor.clone() else {
+            let info = PeerInfo {
+                remote_addr: Some(remote),
+                local_addr: local,
+                tls: false,
+                identity: None,
+            };
+            if tx
+                .send(ServerStream {
+                    inner: Inner::Plain(tcp),
+                    info,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %remote, error = %chain(&err), "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            // rustls only reports peer certificates that passed the client verifier.
+            let identity = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(PeerIdentity::from_der);
+            let info = PeerInfo {
+                remote_addr: Some(remote),
+                local_addr: local,
+                tls: true,
+                identity,
+            };
+            let _ = tx
+                .send(ServerStream {
+                    inner: Inner::Tls(Box::new(stream)),
+                    info,
+                })
+                .await;
+        });
+    }
+}
+
+/// One accepted connection; tonic reads its [`PeerInfo`] through [`Connected`].
+#[derive(Debug)]
+pub struct ServerStream {
+    inner: Inner,
+    info: PeerInfo,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl ServerStream {
+    /// What is known about the peer.
+    pub fn peer_info(&self) -> &PeerInfo {
+        &self.info
+    }
+}
+
+impl Connected for ServerStream {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for ServerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ServerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.inner {
+            Inner::Plain(s) => s.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
