@@ -160,8 +160,8 @@ const fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// Splits a compact JWS, refusing anything that is not exactly three non-empty base64url
-/// parts no longer than `max_len` in total.
+/// Splits a compact JWS, refusing anything that is not exactly three base64url parts
+/// (header and signature non-empty) no longer than `max_len` in total.
 pub(crate) fn split(token: &str, max_len: usize) -> Result<Compact<'_>, Error> {
     if token.len() > max_len {
         return Err(Error::TooLarge {
@@ -211,11 +211,7 @@ pub(crate) fn split(token: &str, max_len: usize) -> Result<Compact<'_>, Error> {
             reason: "the header part is empty",
         });
     }
-    if payload.is_empty() {
-        return Err(Error::Malformed {
-            reason: "the payload part is empty",
-        });
-    }
+    // An empty payload is a valid JWS (RFC 7515 allows it); claims parsing refuses it later.
     if signature.is_empty() {
         return Err(Error::Malformed {
             reason: "the signature part is empty",
@@ -344,7 +340,7 @@ mod tests {
         check("a.b.c.d.e", "three");
         check("a.b.c.d", "three");
         check(".b.c", "header part is empty");
-        check("a..c", "payload part is empty");
+        assert_eq!(split("a..c", 64).unwrap().payload, "");
         check("a.b.", "signature part is empty");
         check("a.b=.c", "base64url");
         check("a.b c.d", "base64url");
