@@ -490,6 +490,14 @@ mod tests {
     }
 
     #[test]
+    fn malformed_text_found_by_fuzzing_is_an_error_not_a_panic() {
+        // toml_edit 0.23 panicked ("all items have spans") on this input; 0.25 reports it.
+        for text in ["=={=\u{19}9a\u{0}\r.", "[a]\nb = ${X", "x = \"${}\""] {
+            assert!(ConfigDocument::parse(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn init_template_loads_validates_and_refuses_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodes/worker.toml");
