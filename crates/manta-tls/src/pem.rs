@@ -79,6 +79,7 @@ pub fn parse_private_key(
     pem: &SecretBox<[u8]>,
     origin: &Path,
 ) -> Result<Arc<dyn rustls::sign::SigningKey>, TlsError> {
+    // Parsing is the one use of the key bytes besides handing them to the provider below.
     let mut der = PrivateKeyDer::from_pem_slice(pem.expose_secret()).map_err(|e| {
         let detail = match e {
             rustls_pki_types::pem::Error::NoItemsFound
@@ -314,7 +315,11 @@ pub(crate) fn load_pair(
     })?;
 
     check_key_permissions(key_path)?;
-    let key_pem = SecretBox::new(read_required(key_path, key_what)?.into_boxed_slice());
+    let mut raw = read_required(key_path, key_what)?;
+    // Copied into the secret box and the read buffer wiped, so no unzeroized copy of the
+    // key file outlives this function.
+    let key_pem = SecretBox::new(Box::from(raw.as_slice()));
+    raw.zeroize();
     let key = parse_private_key(&key_pem, key_path)?;
     drop(key_pem);
 

@@ -298,3 +298,29 @@ fn failed_reload_keeps_the_last_good_certificate() {
     tls.reload().unwrap();
     assert_ne!(tls.identity(), before);
 }
+
+#[test]
+fn client_reload_swaps_identity_and_keeps_it_on_error() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let dir = root.path().join("c");
+    client_folder(&dir, &ca.issue(&LeafSpec::client("first")), &ca);
+    let tls = ClientTls::from_folder(&dir).unwrap();
+    let clone = tls.clone();
+
+    write(&dir, "ca.crt", "not pem", 0o644);
+    write(
+        &dir,
+        "client.crt",
+        &ca.issue(&LeafSpec::client("second")).cert,
+        0o644,
+    );
+    assert!(tls.reload().is_err());
+    assert!(clone.identity().unwrap().subject().contains("CN=first"));
+
+    let second = ca.issue(&LeafSpec::client("second"));
+    client_folder(&dir, &second, &ca);
+    tls.reload().unwrap();
+    // Clones share the material, so every connector built from them sees the swap.
+    assert!(clone.identity().unwrap().subject().contains("CN=second"));
+}

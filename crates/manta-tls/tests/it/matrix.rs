@@ -210,3 +210,22 @@ async fn plaintext_client_against_tls_server_fails_clearly() {
     let result = call(&format!("http://127.0.0.1:{}", server.addr.port()), None).await;
     assert!(result.is_err());
 }
+
+#[tokio::test]
+async fn danger_switch_accepts_an_untrusted_server_and_lazy_channels_connect_on_use() {
+    let root = tempfile::tempdir().unwrap();
+    let good = pki(root.path(), "good");
+    let other = pki(root.path(), "other");
+    let server_tls = ServerTls::from_folder(good.dir(), ClientAuth::None).unwrap();
+    let server = serve(Some(&server_tls)).await;
+    let uri = format!("127.0.0.1:{}", server.addr.port());
+
+    let strict = ClientTls::from_files(Some(&other.ca_cert()), None).unwrap();
+    assert!(call(&uri, Some(&strict)).await.is_err());
+    let lax = strict.danger_accept_invalid_certs().unwrap();
+    call(&uri, Some(&lax)).await.unwrap();
+
+    let lazy = manta_tls::connect_lazy(&uri, Some(&lax)).unwrap();
+    check(lazy).await.unwrap();
+    assert_eq!(server.seen.lock().unwrap().len(), 2);
+}
