@@ -64,7 +64,7 @@ impl ConfigDocument {
                 path: path.map(Path::to_owned),
                 line,
                 column,
-                key: None,
+                key: subst::key_at(raw, offset),
             }
         };
         let mut k = 0;

@@ -100,6 +100,8 @@ pub(crate) fn load_str_at<T: DeserializeOwned>(
 ) -> Result<Loaded<T>, ConfigError> {
     let locate = |offset: usize, key: Option<String>| {
         let (line, column) = subst::line_col(raw, offset);
+        // Where the text did not parse, the key is judged from the line itself.
+        let key = key.or_else(|| subst::key_at(raw, offset));
         Location {
             path: path.map(Path::to_owned),
             line,

@@ -643,6 +643,35 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// The dotted key path of the `key = value` line holding `offset`, judged from the nearest
+/// `[table]` header above it. A heuristic for error messages only, used where the text did
+/// not parse (so no parser can tell): it ignores multi-line strings.
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = floor_char_boundary(text, offset.min(text.len()));
+    let line_start = text[..offset].rfind('\n').map_or(0, |p| p + 1);
+    let mut table = String::new();
+    for line in text[..line_start].lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix('[') {
+            let rest = rest.strip_prefix('[').unwrap_or(rest);
+            if let Some(end) = rest.find(']') {
+                table = rest[..end].trim().to_owned();
+            }
+        }
+    }
+    let before = &text[line_start..offset];
+    let key = before
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with(['#', '[']));
+    match (table.is_empty(), key) {
+        (_, Some(k)) if table.is_empty() => Some(k.to_owned()),
+        (_, Some(k)) => Some(format!("{table}.{k}")),
+        (false, None) => Some(table),
+        (true, None) => None,
+    }
+}
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -820,6 +849,16 @@ mod tests {
         assert_eq!(s.map_offset(inside), input.find("${PORT}").unwrap());
         assert!(s.touches_substitution(&(inside..inside + 1)));
         assert!(!s.touches_substitution(&(0..1)));
+    }
+
+    #[test]
+    fn key_at_names_the_key_of_the_line() {
+        let text = "top = 1\n[identity]\nsecured_token = \"${X}\"\n[[peers]]\nkey = ${Y}\n";
+        let at = |needle: &str| key_at(text, text.find(needle).unwrap());
+        assert_eq!(at("1").as_deref(), Some("top"));
+        assert_eq!(at("${X}").as_deref(), Some("identity.secured_token"));
+        assert_eq!(at("${Y}").as_deref(), Some("peers.key"));
+        assert_eq!(at("[[peers]]").as_deref(), Some("identity"));
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn errors_name_file_line_and_key_and_suggest() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains(":2:8") && msg.contains("PORT is not set"),
+        msg.contains(":2:8 (key `listen.port`)") && msg.contains("PORT is not set"),
         "{msg}"
     );
 
