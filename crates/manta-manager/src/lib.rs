@@ -2,3 +2,19 @@
 //!
 //! It sits on top of the auth, config and TLS crates and owns storage, authorization and
 //! audit. Its binary stays thin: everything testable lives in this library.
+
+pub mod audit;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod identity;
+pub mod keys;
+pub mod password;
+pub mod ratelimit;
+pub mod scopes;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};

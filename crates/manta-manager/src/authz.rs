@@ -1,0 +1,495 @@
+//! Authorization: the one table of required access per RPC, and the tower layer that enforces
+//! it before any handler runs, auditing every decision.
+//!
+//! `docs/authorization.md` shows the same table; a test fails when the two differ, and another
+//! fails when a method of `proto/` has no entry.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::body::Body;
+
+use crate::error::Error;
+use crate::identity::{Caller, Core};
+use crate::keys::TokenProblem;
+use crate::store::{AuditEvent, TokenKind, now_ms};
+
+/// What a method requires of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed (sign-in, health, reflection, JWKS, refresh with a refresh token).
+    Public,
+    /// Any valid user token; handlers limit what the caller sees (their own data).
+    Authenticated,
+    /// A valid user token carrying this scope.
+    Scope(&'static str),
+    /// A node identity token (issued at node registration).
+    Node,
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Public => f.write_str("public"),
+            Access::Authenticated => f.write_str("authenticated"),
+            Access::Scope(s) => write!(f, "`{s}`"),
+            Access::Node => f.write_str("node"),
+        }
+    }
+}
+
+const UM: &str = "/core.user_services.UserManagement/";
+const CM: &str = "/core.user_services.ClusterManagement/";
+const SM: &str = "/core.user_services.SwarmManagement/";
+const MM: &str = "/core.user_services.ModuleManagement/";
+const NM: &str = "/core.user_services.NetworkManagement/";
+const RM: &str = "/core.contexts.platform.resources.ResourceManagement/";
+const NS: &str = "/node.node_service.NodeService/";
+const TS: &str = "/manta.v1.TokenService/";
+const NX: &str = "/manta.v1.NodeSession/";
+
+/// Every RPC and what it requires: (service prefix, method, access).
+pub const TABLE: &[(&str, &str, Access)] = &[
+    (UM, "IsAvailable", Access::Authenticated),
+    (UM, "RegisterUser", Access::Public),
+    (UM, "ValidateUser", Access::Public),
+    (UM, "SignIn", Access::Public),
+    (UM, "Logout", Access::Authenticated),
+    (UM, "GetUser", Access::Authenticated),
+    (UM, "RefreshUserToken", Access::Authenticated),
+    (UM, "ListUserIds", Access::Scope("user:list")),
+    (UM, "StreamUsers", Access::Scope("user:list")),
+    (UM, "DeleteUser", Access::Scope("user:delete")),
+    (UM, "AddUser", Access::Scope("user:create")),
+    (UM, "UpdateUserAuthorization", Access::Scope("user:update")),
+    (UM, "CreateRoleDefinition", Access::Scope("role:create")),
+    (UM, "GrantRole", Access::Scope("role:update")),
+    (UM, "RevokeRole", Access::Scope("role:update")),
+    (UM, "ListRoleAssignments", Access::Scope("role:read")),
+    (UM, "ListRoleDefinitions", Access::Scope("role:read")),
+    (UM, "ResolveUserDisplayNames", Access::Authenticated),
+    (UM, "RequestPasswordReset", Access::Public),
+    (UM, "ResetPassword", Access::Public),
+    (UM, "ResendVerification", Access::Public),
+    (CM, "IsAvailable", Access::Authenticated),
+    (CM, "CreateCluster", Access::Scope("cluster:create")),
+    (CM, "StartCluster", Access::Scope("cluster:start")),
+    (CM, "StopCluster", Access::Scope("cluster:stop")),
+    (CM, "DeleteCluster", Access::Scope("cluster:delete")),
+    (CM, "ListClusterIds", Access::Scope("cluster:list")),
+    (CM, "StreamClusters", Access::Scope("cluster:list")),
+    (CM, "GetCluster", Access::Scope("cluster:read")),
+    (CM, "UpdateClusterRuntime", Access::Scope("cluster:update")),
+    (CM, "ListNodeIds", Access::Scope("node:list")),
+    (CM, "StreamNodes", Access::Scope("node:list")),
+    (CM, "StopNode", Access::Scope("node:update")),
+    (CM, "RemoveNode", Access::Scope("node:delete")),
+    (CM, "UpdateNodeSoftware", Access::Scope("node:update")),
+    (CM, "StreamNodeUpdateHistory", Access::Scope("node:read")),
+    (CM, "ListNodeSoftwareVersions", Access::Scope("node:read")),
+    (CM, "GetNode", Access::Scope("node:read")),
+    (CM, "GetNodeResources", Access::Scope("node:read")),
+    (CM, "StreamNodeResources", Access::Scope("node:read")),
+    (CM, "ListAvailableNodeIds", Access::Scope("node:list")),
+    (CM, "CollectErrors", Access::Scope("cluster:read")),
+    (CM, "SelectTasks", Access::Scope("cluster:read")),
+    (CM, "StreamNodeTaskStatuses", Access::Scope("cluster:read")),
+    (SM, "IsAvailable", Access::Authenticated),
+    (SM, "SendSwarm", Access::Scope("swarm:create")),
+    (SM, "ListSwarmIds", Access::Scope("swarm:list")),
+    (SM, "StreamSwarms", Access::Scope("swarm:list")),
+    (SM, "StreamSwarm", Access::Scope("swarm:read")),
+    (SM, "GetSwarm", Access::Scope("swarm:read")),
+    (SM, "StreamSwarmTasks", Access::Scope("swarm:read")),
+    (SM, "StreamSwarmTaskStatuses", Access::Scope("swarm:read")),
+    (SM, "StartSwarm", Access::Scope("swarm:deploy")),
+    (SM, "StopSwarm", Access::Scope("swarm:stop")),
+    (SM, "RemoveSwarm", Access::Scope("swarm:delete")),
+    (SM, "SelectResults", Access::Scope("swarm:read")),
+    (SM, "StreamResults", Access::Scope("swarm:read")),
+    (SM, "DeleteResults", Access::Scope("swarm:update")),
+    (SM, "ListResultTags", Access::Scope("swarm:read")),
+    (SM, "CollectLogs", Access::Scope("swarm:read")),
+    (SM, "StreamLogs", Access::Scope("swarm:read")),
+    (SM, "InitializeGlobal", Access::Scope("swarm:update")),
+    (SM, "SelectGlobal", Access::Scope("swarm:read")),
+    (SM, "ListGlobalTags", Access::Scope("swarm:read")),
+    (SM, "InitializeNetworks", Access::Scope("swarm:update")),
+    (NM, "IsAvailable", Access::Authenticated),
+    (NM, "GetNetworkStatus", Access::Scope("cluster:read")),
+    (NM, "CreateNetwork", Access::Scope("cluster:update")),
+    (NM, "ListNetworks", Access::Scope("cluster:read")),
+    (NM, "DeleteNetwork", Access::Scope("cluster:update")),
+    (MM, "IsAvailable", Access::Authenticated),
+    (MM, "SendModule", Access::Scope("module:create")),
+    (MM, "ListModuleIds", Access::Scope("module:list")),
+    (MM, "StreamModules", Access::Scope("module:list")),
+    (MM, "GetModule", Access::Scope("module:read")),
+    (MM, "UpdateModule", Access::Scope("module:update")),
+    (MM, "RemoveModule", Access::Scope("module:delete")),
+    (RM, "GetResource", Access::Authenticated),
+    (RM, "ListAccessibleResources", Access::Authenticated),
+    (NS, "IsAvailable", Access::Node),
+    (NS, "SetNodeStatus", Access::Node),
+    (NS, "UpdateTask", Access::Node),
+    (NS, "AddTaskLogs", Access::Node),
+    (NS, "SendError", Access::Node),
+    (NS, "RegisterNode", Access::Node),
+    (NS, "RenewNodeToken", Access::Node),
+    (NS, "SetSystemSummary", Access::Node),
+    (NS, "SetOverviews", Access::Node),
+    (NS, "GetTaskResult", Access::Node),
+    (NS, "AddTaskResult", Access::Node),
+    (NS, "GetGlobal", Access::Node),
+    (NS, "SetGlobal", Access::Node),
+    (NS, "StopSwarm", Access::Node),
+    (NS, "GetRelation", Access::Node),
+    (NS, "ScheduleTask", Access::Node),
+    (NS, "RegisterWireGuardNode", Access::Node),
+    (NS, "GetWireGuardPeers", Access::Node),
+    (NS, "DeregisterWireGuardNode", Access::Node),
+    (NS, "UpdateNodeEndpoint", Access::Node),
+    (TS, "CreateSession", Access::Public),
+    (TS, "RefreshSession", Access::Public),
+    (TS, "RevokeSession", Access::Public),
+    (TS, "CreateApiToken", Access::Authenticated),
+    (TS, "ListApiTokens", Access::Authenticated),
+    (TS, "RevokeApiToken", Access::Authenticated),
+    (TS, "GetJwks", Access::Public),
+    (NX, "Heartbeat", Access::Node),
+    (NX, "Deregister", Access::Node),
+];
+
+/// Services outside `proto/` that are public as a whole: health checks and reflection.
+/// Health checks are not audited (load balancers poll them every few seconds).
+pub const PUBLIC_SERVICES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+static BY_PATH: LazyLock<HashMap<String, Access>> = LazyLock::new(|| {
+    TABLE
+        .iter()
+        .map(|(svc, method, access)| (format!("{svc}{method}"), *access))
+        .collect()
+});
+
+/// What a gRPC path requires; `None` for a path in no table (refused).
+pub fn access_for(path: &str) -> Option<Access> {
+    if let Some(a) = BY_PATH.get(path) {
+        return Some(*a);
+    }
+    PUBLIC_SERVICES
+        .iter()
+        .any(|p| path.starts_with(p))
+        .then_some(Access::Public)
+}
+
+/// Maps a library error to the gRPC status a client sees; internal details stay in the log.
+pub fn status_of(err: &Error) -> Status {
+    match err {
+        Error::Token(p) => Status::unauthenticated(p.message()),
+        Error::BadCredentials | Error::Refresh(_) | Error::SessionEnded => {
+            Status::unauthenticated(err.to_string())
+        }
+        Error::Throttled { .. } => Status::resource_exhausted(err.to_string()),
+        Error::NotRefreshable => Status::failed_precondition(err.to_string()),
+        Error::UserExists(_) => Status::already_exists(err.to_string()),
+        Error::UnknownUser(_) | Error::UnknownToken(_) => Status::not_found(err.to_string()),
+        Error::Invalid { .. } | Error::InvalidScope(_) => Status::invalid_argument(err.to_string()),
+        Error::ScopeNotHeld(_) => Status::permission_denied(err.to_string()),
+        Error::Storage { .. } => {
+            tracing::error!(error = %err, "storage failure while serving a call");
+            Status::unavailable("the manager's storage is unavailable; try again shortly")
+        }
+        _ => {
+            tracing::error!(error = %err, "internal failure while serving a call");
+            Status::internal("internal manager error; the manager log has the details")
+        }
+    }
+}
+
+/// The peer address and, under mTLS, the verified client certificate identity.
+pub(crate) fn peer_of(ext: &http::Extensions) -> (Option<String>, Option<String>) {
+    if let Some(info) = ext.get::<tonic::transport::server::TcpConnectInfo>() {
+        return (info.remote_addr().map(|a| a.to_string()), None);
+    }
+    (None, None)
+}
+
+/// The token from `authorization` metadata: the raw JWT (as the published SDK sends it) or
+/// `Bearer <jwt>`.
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    // `to_str` only accepts visible ASCII, so byte offsets are character offsets here.
+    let scheme = value
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer"))
+        && value.as_bytes().get(6).is_none_or(u8::is_ascii_whitespace);
+    let token = if scheme {
+        value[6..].trim_start()
+    } else {
+        value
+    };
+    (!token.is_empty()).then_some(token)
+}
+
+/// The authorization layer: verify, decide, audit, then call the handler or refuse.
+#[derive(Clone, Debug)]
+pub struct AuthzLayer {
+    core: Arc<Core>,
+    enabled: bool,
+}
+
+impl AuthzLayer {
+    /// Enforcing authorization.
+    pub fn new(core: Arc<Core>) -> Self {
+        AuthzLayer {
+            core,
+            enabled: true,
+        }
+    }
+
+    /// Lets every call through as an administrator, without tokens or audit. Only for
+    /// measuring the cost of authorization; never in a deployment.
+    pub fn danger_disabled(core: Arc<Core>) -> Self {
+        AuthzLayer {
+            core,
+            enabled: false,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthzLayer {
+    type Service = Authz<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authz {
+            inner,
+            core: Arc::clone(&self.core),
+            enabled: self.enabled,
+        }
+    }
+}
+
+/// The service made by [`AuthzLayer`].
+#[derive(Clone, Debug)]
+pub struct Authz<S> {
+    inner: S,
+    core: Arc<Core>,
+    enabled: bool,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower::Service<http::Request<Body>> for Authz<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        // The clone is not ready; swap so the ready service handles this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        match self.decide(&req) {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    req.extensions_mut().insert(caller);
+                }
+                Box::pin(inner.call(req))
+            }
+            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+        }
+    }
+}
+
+/// The caller put into request extensions when authorization is disabled.
+fn disabled_caller() -> Caller {
+    Caller {
+        user_id: String::new(),
+        token_id: String::new(),
+        kind: TokenKind::Api,
+        scopes: vec![crate::scopes::ADMIN.to_owned()],
+        session_id: None,
+        expires_at: i64::MAX,
+    }
+}
+
+impl<S> Authz<S> {
+    fn decide(&self, req: &http::Request<Body>) -> Result<Option<Caller>, Status> {
+        let path = req.uri().path();
+        if !self.enabled {
+            return Ok(Some(disabled_caller()));
+        }
+        let (peer, client_identity) = peer_of(req.extensions());
+        let audit = |subject: Option<&Caller>, allowed: bool, reason: String| {
+            self.core.audit().record(AuditEvent {
+                at_ms: now_ms(),
+                subject: subject.map(|c| c.user_id.clone()),
+                token_id: subject.map(|c| c.token_id.clone()),
+                method: path.to_owned(),
+                resource: None,
+                allowed,
+                reason,
+                peer: peer.clone(),
+                client_identity: client_identity.clone(),
+            });
+        };
+        let Some(access) = access_for(path) else {
+            audit(None, false, "unknown method".into());
+            return Err(Status::unimplemented(format!(
+                "unknown method {path}; this manager serves the methods listed by server reflection"
+            )));
+        };
+        if access == Access::Public {
+            if !path.starts_with(PUBLIC_SERVICES[0]) {
+                audit(None, true, "public method".into());
+            }
+            return Ok(None);
+        }
+        let Some(token) = bearer(req.headers()) else {
+            audit(None, false, "missing token".into());
+            return Err(Status::unauthenticated(TokenProblem::Missing.message()));
+        };
+        let caller = match self.core.authenticate(token) {
+            Ok(c) => c,
+            Err(Error::Token(p)) => {
+                audit(None, false, format!("{p:?}"));
+                return Err(Status::unauthenticated(p.message()));
+            }
+            Err(other) => return Err(status_of(&other)),
+        };
+        match access {
+            Access::Scope(scope) if !caller.has(scope) => {
+                audit(Some(&caller), false, format!("missing scope {scope}"));
+                Err(Status::permission_denied(format!(
+                    "permission denied: {path} needs scope `{scope}`, which your token lacks; \
+                     ask an administrator to grant it"
+                )))
+            }
+            Access::Node => {
+                audit(Some(&caller), false, "needs a node token".into());
+                Err(Status::permission_denied(format!(
+                    "permission denied: {path} is for nodes and needs a node token; \
+                     user tokens cannot call it"
+                )))
+            }
+            _ => {
+                audit(Some(&caller), true, access.to_string().replace('`', ""));
+                Ok(Some(caller))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn every_method_in_proto_has_exactly_one_entry() {
+        let set = prost_types::FileDescriptorSet::decode(manta_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut methods = Vec::new();
+        for file in &set.file {
+            for svc in &file.service {
+                for m in &svc.method {
+                    methods.push(format!("/{}.{}/{}", file.package(), svc.name(), m.name()));
+                }
+            }
+        }
+        let mut missing: Vec<_> = methods
+            .iter()
+            .filter(|m| !BY_PATH.contains_key(*m))
+            .collect();
+        missing.sort();
+        assert!(
+            missing.is_empty(),
+            "methods without an authorization rule: {missing:?}"
+        );
+        assert_eq!(BY_PATH.len(), TABLE.len(), "duplicate entries in TABLE");
+        let extra: Vec<_> = BY_PATH.keys().filter(|k| !methods.contains(k)).collect();
+        assert!(
+            extra.is_empty(),
+            "rules for methods that do not exist: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn table_scopes_are_well_formed() {
+        for (_, m, a) in TABLE {
+            if let Access::Scope(s) = a {
+                crate::scopes::validate(s).unwrap_or_else(|e| panic!("{m}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn docs_show_the_same_table() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/authorization.md"),
+        )
+        .unwrap();
+        let mut wrong = Vec::new();
+        for (svc, method, access) in TABLE {
+            let row = format!("| `{svc}{method}` | {access} |");
+            if !doc.contains(&row) {
+                wrong.push(row);
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "docs/authorization.md lacks these rows:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn unknown_paths_have_no_rule_and_health_is_public() {
+        assert_eq!(access_for("/x.Y/Z"), None);
+        assert_eq!(
+            access_for("/grpc.health.v1.Health/Check"),
+            Some(Access::Public)
+        );
+        assert_eq!(
+            access_for("/core.user_services.UserManagement/ListUserIds"),
+            Some(Access::Scope("user:list"))
+        );
+    }
+
+    #[test]
+    fn bearer_accepts_raw_and_prefixed_tokens() {
+        let check = |value: Option<&str>, expected: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            }
+            assert_eq!(bearer(&h), expected, "{value:?}");
+        };
+        check(Some("abc.def.ghi"), Some("abc.def.ghi"));
+        check(Some("Bearer abc.def.ghi"), Some("abc.def.ghi"));
+        check(Some("bearer   abc.def.ghi"), Some("abc.def.ghi"));
+        check(Some("Bearer "), None);
+        check(Some(""), None);
+        check(None, None);
+    }
+}

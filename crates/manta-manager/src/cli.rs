@@ -1,0 +1,759 @@
+//! The `manta-manager` command line: `serve`, `dev`, and the admin commands that work on the
+//! store directly (safe while a server runs: SQLite WAL serialises the writers).
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::identity::Core;
+use crate::keys::{Authority, rotate};
+use crate::scopes;
+use crate::server::{ServeOptions, serve, shutdown_signal};
+use crate::store::{AuditQuery, SqliteStore, Store, now_ms, now_secs};
+
+/// The reference Manta manager: serves the published User API with real identity, tokens and
+/// authorization.
+#[derive(Debug, Parser)]
+#[command(name = "manta-manager", version)]
+pub struct Cli {
+    /// A TOML configuration file (`${VAR}` references are substituted).
+    #[arg(long, global = true, env = "MANTA_MANAGER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (overrides `data_dir` of the configuration).
+    #[arg(long, global = true, env = "MANTA_MANAGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serves the user API and the node API until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Starts a development manager with no setup: data in ./.manta-dev, an admin user and
+    /// an admin token printed once.
+    Dev(ServeArgs),
+    /// Manages users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issues, lists and revokes tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manages signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Shows the audit trail of authorization decisions, newest first.
+    Audit(AuditArgs),
+}
+
+/// Flags of `serve` and `dev`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address of the user API (default 0.0.0.0:50052; `dev`: 127.0.0.1:50052).
+    #[arg(long)]
+    pub user_listen: Option<SocketAddr>,
+    /// Address of the node API (default 0.0.0.0:50051; `dev`: 127.0.0.1:50051).
+    #[arg(long)]
+    pub node_listen: Option<SocketAddr>,
+    /// Lets every call through without a token and without audit. Only for measuring the
+    /// cost of authorization; never in a deployment.
+    #[arg(long)]
+    pub danger_disable_authorization: bool,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Adds a user.
+    Add {
+        /// The user name.
+        name: String,
+        /// Scopes, comma separated (e.g. `user:read,cluster:*`, or `admin:*`).
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// The email address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Reads the password from the first line of standard input (without it the user can
+        /// only use issued tokens).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lists users.
+    List {
+        /// Prints JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a user with all its tokens and sessions.
+    Remove {
+        /// The user name or id.
+        name: String,
+    },
+    /// Replaces a user's scopes; live tokens follow at once.
+    SetScopes {
+        /// The user name or id.
+        name: String,
+        /// Scopes, comma separated; empty removes all.
+        scopes: String,
+    },
+    /// Sets a user's password from standard input and revokes the user's earlier tokens.
+    SetPassword {
+        /// The user name or id.
+        name: String,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issues an API token and prints only the token (for scripts).
+    Issue {
+        /// The user name or id.
+        #[arg(long)]
+        user: String,
+        /// Scopes, comma separated; each must be held by the user. Default: all of them.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Lifetime such as `30d`, `12h`, `15m` or seconds.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        /// A name to recognise the token by in listings.
+        #[arg(long, default_value = "issued by manta-manager token issue")]
+        name: String,
+    },
+    /// Lists tokens (metadata only).
+    List {
+        /// Only this user's tokens (name or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Also revoked and expired tokens.
+        #[arg(long)]
+        all: bool,
+        /// Prints JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes one token by id, or every token of a user with `--user U --all`.
+    Revoke {
+        /// The token id (`jti`).
+        id: Option<String>,
+        /// The user whose tokens to revoke (with --all).
+        #[arg(long)]
+        user: Option<String>,
+        /// Revokes every token of --user issued until now.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Creates a new signing key; old keys keep verifying until their tokens expire.
+    Rotate,
+}
+
+/// Flags of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events newer than this (e.g. `1h`, `30m`, `7d`).
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Only this user's events (name or id).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only methods containing this text (e.g. `GetUser`).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Only denials.
+    #[arg(long)]
+    pub denied: bool,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Prints JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `30d`, `12h`, `15m`, `45s` or a number of seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; use e.g. 30d, 12h, 15m or 45s"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use s, m, h or d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(n.saturating_mul(factor)))
+}
+
+/// What a command needs: configuration, store and engine.
+struct Context {
+    config: Config,
+    core: Arc<Core>,
+    /// Kept so the writer lives as long as the command; it stops once the sinks are gone.
+    _writer: crate::audit::AuditWriter,
+}
+
+impl Context {
+    fn open(config: Config) -> Result<Self> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database())?);
+        let authority = Arc::new(Authority::open(
+            Arc::clone(&store),
+            config.signing_mode()?,
+            &config.issuer,
+            config.key_retention_secs(),
+        )?);
+        let (sink, writer) = crate::audit::start(Arc::clone(&store));
+        let core = Arc::new(Core::new(
+            store,
+            authority,
+            config.lifetimes()?,
+            config.sign_in_limits(),
+            sink,
+        ));
+        Ok(Context {
+            config,
+            core,
+            _writer: writer,
+        })
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.core.store().as_ref()
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // Everything queued is written before the command returns.
+        self.core.audit().flush();
+    }
+}
+
+fn load_config(cli: &Cli, dev: bool) -> Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if dev && cli.config.is_none() {
+        config.data_dir = PathBuf::from("./.manta-dev");
+        config.listen.user_api = SocketAddr::from(([127, 0, 0, 1], 50052));
+        config.listen.node_api = SocketAddr::from(([127, 0, 0, 1], 50051));
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir.clone_from(dir);
+    }
+    Ok(config)
+}
+
+fn read_password(input: &mut dyn BufRead) -> Result<SecretString> {
+    let mut line = String::new();
+    input.read_line(&mut line).map_err(|source| Error::Io {
+        path: PathBuf::from("<stdin>"),
+        source,
+    })?;
+    let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+    // Wipe the buffer that held the password before dropping it.
+    zeroize::Zeroize::zeroize(&mut line);
+    Ok(SecretString::from(trimmed))
+}
+
+fn fmt_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn io_err(source: std::io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from("<stdout>"),
+        source,
+    }
+}
+
+/// Runs a command. Output goes to `out`, passwords come from `input`.
+pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()> {
+    let dev = matches!(cli.command, Command::Dev(_));
+    let config = load_config(&cli, dev)?;
+    match cli.command {
+        Command::Serve(args) => run_server(Context::open(config)?, &args, None, out),
+        Command::Dev(args) => {
+            let ctx = Context::open(config)?;
+            let banner = dev_setup(&ctx)?;
+            run_server(ctx, &args, Some(banner), out)
+        }
+        Command::User(cmd) => user_command(&Context::open(config)?, cmd, input, out),
+        Command::Token(cmd) => token_command(&Context::open(config)?, cmd, out),
+        Command::Keys(KeysCommand::Rotate) => {
+            let ctx = Context::open(config)?;
+            let kid = rotate(ctx.store())?;
+            writeln!(
+                out,
+                "new signing key {kid}; running servers use it within 10 seconds, and tokens \
+                 signed with older keys keep working until they expire"
+            )
+            .map_err(io_err)
+        }
+        Command::Audit(args) => audit_command(&Context::open(config)?, &args, out),
+    }
+}
+
+fn dev_setup(ctx: &Context) -> Result<String> {
+    if ctx.store().credentials("admin")?.is_some() {
+        return Ok(format!(
+            "development manager (data in {}); the admin token was printed on first start.\n\
+             Issue another with:\n  manta-manager --data-dir {} token issue --user admin",
+            ctx.config.data_dir.display(),
+            ctx.config.data_dir.display()
+        ));
+    }
+    let password = SecretString::from(crate::store::new_id());
+    let admin = ctx
+        .core
+        .add_user("admin", "", Some(&password), vec![scopes::ADMIN.to_owned()])?;
+    let token = ctx.core.create_api_token(
+        &admin,
+        "dev admin token",
+        admin.scopes.clone(),
+        Some(Duration::from_secs(30 * 86_400)),
+        &admin.scopes,
+    )?;
+    let user = ctx.config.listen.user_api;
+    Ok(format!(
+        "development manager ready (data in {dir}); shown once, keep them:\n\
+         \n  admin password: {pw}\n  admin token:    {tok}\n\
+         \nNext:\n  export MANTA_TOKEN='{tok}'\n  \
+         python -c \"from manta import UserAPI; print(UserAPI(token='$MANTA_TOKEN', host='{host}', port={port}).get_user())\"\n  \
+         grpcurl -plaintext -H \"authorization: $MANTA_TOKEN\" {user} core.user_services.UserManagement/GetUser\n  \
+         manta-manager --data-dir {dir} user add alice --scopes user:read --password-stdin",
+        dir = ctx.config.data_dir.display(),
+        pw = password.expose_secret(),
+        tok = token.token.expose_secret(),
+        host = user.ip(),
+        port = user.port(),
+    ))
+}
+
+fn run_server(
+    ctx: Context,
+    args: &ServeArgs,
+    banner: Option<String>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let user_addr = args.user_listen.unwrap_or(ctx.config.listen.user_api);
+    let node_addr = args.node_listen.unwrap_or(ctx.config.listen.node_api);
+    if ctx.config.tls.is_some() {
+        return Err(Error::Config(
+            "[tls] is not supported by this build yet; remove it and terminate TLS in front of \
+             the manager"
+                .into(),
+        ));
+    }
+    let options = ServeOptions {
+        max_message_bytes: ctx.config.listen.max_message_bytes,
+        authorization: !args.danger_disable_authorization,
+        ..ServeOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Server(e.to_string()))?;
+    let core = Arc::clone(&ctx.core);
+    runtime.block_on(async move {
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Server(format!("cannot listen on {addr}: {e}")))
+        };
+        let user = bind(user_addr).await?;
+        let node = bind(node_addr).await?;
+        let (user_local, node_local) = (
+            user.local_addr()
+                .map_err(|e| Error::Server(e.to_string()))?,
+            node.local_addr()
+                .map_err(|e| Error::Server(e.to_string()))?,
+        );
+        if !options.authorization {
+            tracing::warn!(
+                "authorization is DISABLED: every call is allowed and nothing is audited"
+            );
+        }
+        tracing::info!(user_api = %user_local, node_api = %node_local, "manta-manager serving");
+        // Scripts (and the tests) read these lines to learn the bound ports.
+        writeln!(out, "user api listening on {user_local}").map_err(io_err)?;
+        writeln!(out, "node api listening on {node_local}").map_err(io_err)?;
+        if let Some(b) = banner {
+            writeln!(out, "{b}").map_err(io_err)?;
+        }
+        out.flush().map_err(io_err)?;
+        serve(core, user, node, options, shutdown_signal()).await
+    })?;
+    drop(ctx);
+    Ok(())
+}
+
+fn user_command(
+    ctx: &Context,
+    cmd: UserCommand,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            scopes,
+            email,
+            password_stdin,
+        } => {
+            let scopes = scopes::parse_list(&scopes)?;
+            let password = if password_stdin {
+                Some(read_password(input)?)
+            } else {
+                None
+            };
+            let user = ctx
+                .core
+                .add_user(&name, &email, password.as_ref(), scopes)?;
+            writeln!(out, "added user {} ({})", user.username, user.id).map_err(io_err)
+        }
+        UserCommand::List { json } => {
+            let users = ctx.store().list_users()?;
+            for u in users {
+                if json {
+                    let v = serde_json::json!({
+                        "id": u.id, "username": u.username, "email": u.email,
+                        "scopes": u.scopes, "created_at": u.created_at,
+                        "last_login": u.last_login,
+                    });
+                    writeln!(out, "{v}").map_err(io_err)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {:<20} {}",
+                        u.id,
+                        u.username,
+                        if u.scopes.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            u.scopes.join(",")
+                        }
+                    )
+                    .map_err(io_err)?;
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Remove { name } => {
+            let user = ctx.core.find_user(&name)?;
+            ctx.store().delete_user(&user.id)?;
+            writeln!(out, "removed user {} and all its tokens", user.username).map_err(io_err)
+        }
+        UserCommand::SetScopes { name, scopes } => {
+            let user = ctx.core.find_user(&name)?;
+            let scopes = scopes::parse_list(&scopes)?;
+            ctx.store().set_scopes(&user.id, &scopes, now_secs())?;
+            writeln!(out, "scopes of {}: {}", user.username, scopes.join(",")).map_err(io_err)
+        }
+        UserCommand::SetPassword { name } => {
+            let user = ctx.core.find_user(&name)?;
+            let password = read_password(input)?;
+            ctx.core.set_password(&user.id, &password)?;
+            writeln!(
+                out,
+                "password of {} set; tokens issued before now are revoked",
+                user.username
+            )
+            .map_err(io_err)
+        }
+    }
+}
+
+fn token_command(ctx: &Context, cmd: TokenCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        TokenCommand::Issue {
+            user,
+            scopes,
+            ttl,
+            name,
+        } => {
+            let user = ctx.core.find_user(&user)?;
+            let requested = match scopes {
+                Some(s) => scopes::parse_list(&s)?,
+                None => user.scopes.clone(),
+            };
+            let issued = ctx
+                .core
+                .create_api_token(&user, &name, requested, ttl, &user.scopes)?;
+            // Only the token, so `TOKEN=$(manta-manager token issue ...)` works.
+            writeln!(out, "{}", issued.token.expose_secret()).map_err(io_err)
+        }
+        TokenCommand::List { user, all, json } => {
+            let user_id = match user {
+                Some(u) => Some(ctx.core.find_user(&u)?.id),
+                None => None,
+            };
+            let now = now_secs();
+            let tokens = ctx
+                .store()
+                .list_tokens(user_id.as_deref(), None, all, now)?;
+            for t in tokens {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&t).unwrap_or_default())
+                        .map_err(io_err)?;
+                } else {
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else if t.expires_at <= now {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    writeln!(
+                        out,
+                        "{}  {:<6} {:<7} user={} expires={} scopes={} name={}",
+                        t.jti,
+                        t.kind.as_str(),
+                        state,
+                        t.user_id,
+                        fmt_time(t.expires_at),
+                        t.scopes.join(","),
+                        t.name.as_deref().unwrap_or("-")
+                    )
+                    .map_err(io_err)?;
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id, user, all } => match (id, user, all) {
+            (Some(id), None, false) => {
+                ctx.core.revoke_token(&id, None)?;
+                writeln!(out, "revoked token {id}").map_err(io_err)
+            }
+            (None, Some(user), true) => {
+                let u = ctx.core.find_user(&user)?;
+                ctx.core.revoke_all_of(&u.id)?;
+                writeln!(
+                    out,
+                    "revoked every token of {} issued until now",
+                    u.username
+                )
+                .map_err(io_err)
+            }
+            _ => Err(Error::Invalid {
+                field: "arguments",
+                reason: "give a token id, or --user NAME --all".into(),
+            }),
+        },
+    }
+}
+
+fn audit_command(ctx: &Context, args: &AuditArgs, out: &mut dyn Write) -> Result<()> {
+    let subject = match &args.user {
+        Some(u) => Some(ctx.core.find_user(u)?.id),
+        None => None,
+    };
+    let since_ms = args
+        .since
+        .map(|d| now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
+    let events = ctx.store().query_audit(&AuditQuery {
+        since_ms,
+        subject,
+        method: args.method.clone(),
+        denied_only: args.denied,
+        limit: args.limit,
+    })?;
+    for e in events {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default()).map_err(io_err)?;
+        } else {
+            writeln!(
+                out,
+                "{} {:<5} {} subject={} resource={} peer={} cert={} reason={}",
+                fmt_time(e.at_ms / 1000),
+                if e.allowed { "ALLOW" } else { "DENY" },
+                e.method,
+                e.subject.as_deref().unwrap_or("-"),
+                e.resource.as_deref().unwrap_or("-"),
+                e.peer.as_deref().unwrap_or("-"),
+                e.client_identity.as_deref().unwrap_or("-"),
+                e.reason
+            )
+            .map_err(io_err)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_garbage() {
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert!(
+            parse_duration("1w")
+                .unwrap_err()
+                .contains("use s, m, h or d")
+        );
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
+
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(fmt_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(fmt_time(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    fn cli(dir: &std::path::Path, args: &[&str]) -> Cli {
+        let mut all = vec!["manta-manager", "--data-dir", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    fn exec(dir: &std::path::Path, args: &[&str], stdin: &str) -> Result<String> {
+        let mut out = Vec::new();
+        run(cli(dir, args), &mut stdin.as_bytes(), &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn admin_commands_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        exec(
+            d,
+            &[
+                "user",
+                "add",
+                "ops",
+                "--scopes",
+                "user:read,user:list",
+                "--password-stdin",
+            ],
+            "hunter2hunter2\n",
+        )
+        .unwrap();
+        let err = exec(d, &["user", "add", "ops"], "").unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let list = exec(d, &["user", "list", "--json"], "").unwrap();
+        let v: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+        assert_eq!(v["username"], "ops");
+        assert_eq!(v["scopes"], serde_json::json!(["user:read", "user:list"]));
+
+        let token = exec(
+            d,
+            &[
+                "token",
+                "issue",
+                "--user",
+                "ops",
+                "--scopes",
+                "user:read",
+                "--ttl",
+                "1h",
+            ],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            token.trim().split('.').count(),
+            3,
+            "only the JWT is printed: {token}"
+        );
+        let err = exec(
+            d,
+            &["token", "issue", "--user", "ops", "--scopes", "admin:*"],
+            "",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not covered"), "{err}");
+
+        let listed = exec(d, &["token", "list", "--json"], "").unwrap();
+        let t: serde_json::Value = serde_json::from_str(listed.trim()).unwrap();
+        assert!(!listed.contains(token.trim()), "listings never show tokens");
+        let id = t["jti"].as_str().unwrap().to_owned();
+        exec(d, &["token", "revoke", &id], "").unwrap();
+        assert_eq!(
+            exec(d, &["token", "list"], "").unwrap(),
+            "",
+            "revoked tokens are hidden"
+        );
+        assert!(
+            exec(d, &["token", "list", "--all"], "")
+                .unwrap()
+                .contains("revoked")
+        );
+        let err = exec(d, &["token", "revoke"], "").unwrap_err();
+        assert!(err.to_string().contains("--user NAME --all"), "{err}");
+
+        exec(d, &["user", "set-scopes", "ops", "cluster:*"], "").unwrap();
+        assert!(
+            exec(d, &["user", "list"], "")
+                .unwrap()
+                .contains("cluster:*")
+        );
+        let err = exec(d, &["user", "set-scopes", "ops", "bad scope"], "").unwrap_err();
+        assert!(err.to_string().contains("resource:action"), "{err}");
+        let out = exec(d, &["keys", "rotate"], "").unwrap();
+        assert!(out.starts_with("new signing key"), "{out}");
+        exec(d, &["user", "remove", "ops"], "").unwrap();
+        let err = exec(d, &["user", "remove", "ops"], "").unwrap_err();
+        assert!(err.to_string().contains("manta-manager user list"), "{err}");
+        assert_eq!(exec(d, &["audit"], "").unwrap(), "");
+    }
+}

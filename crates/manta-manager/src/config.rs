@@ -1,0 +1,292 @@
+//! The manager's TOML configuration (read through manta-config, so `${VAR}` works) and its
+//! defaults, which are the published platform's ports.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::identity::Lifetimes;
+use crate::keys::SigningMode;
+use crate::ratelimit::SignInLimits;
+use crate::server::DEFAULT_MAX_MESSAGE_BYTES;
+
+/// The whole configuration file. Every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database lives (`manager.db`).
+    pub data_dir: PathBuf,
+    /// The `iss` claim of issued tokens.
+    pub issuer: String,
+    /// Listening addresses and limits.
+    pub listen: ListenConfig,
+    /// Token lifetimes.
+    pub tokens: TokenConfig,
+    /// How tokens are signed.
+    pub signing: SigningConfig,
+    /// Brute-force limits for SignIn.
+    pub sign_in: SignInConfig,
+    /// TLS for both APIs; absent means plaintext h2c.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./manta-manager-data"),
+            issuer: "manta-manager".into(),
+            listen: ListenConfig::default(),
+            tokens: TokenConfig::default(),
+            signing: SigningConfig::default(),
+            sign_in: SignInConfig::default(),
+            tls: None,
+        }
+    }
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// The user API (the SDK's port), 50052 by default.
+    pub user_api: SocketAddr,
+    /// The node API (`manta_node`'s `manager_port`), 50051 by default.
+    pub node_api: SocketAddr,
+    /// Largest gRPC message in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            user_api: SocketAddr::from(([0, 0, 0, 0], 50052)),
+            node_api: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// `[tokens]`, all in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Access token lifetime.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime.
+    pub refresh_ttl_secs: u64,
+    /// A session's maximum lifetime.
+    pub session_max_secs: u64,
+    /// Default API token lifetime.
+    pub api_default_ttl_secs: u64,
+    /// Longest API token lifetime.
+    pub api_max_ttl_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        let l = Lifetimes::default();
+        TokenConfig {
+            access_ttl_secs: l.access.as_secs(),
+            refresh_ttl_secs: l.refresh.as_secs(),
+            session_max_secs: l.session_max.as_secs(),
+            api_default_ttl_secs: l.api_default.as_secs(),
+            api_max_ttl_secs: l.api_max.as_secs(),
+        }
+    }
+}
+
+/// `[signing]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// `EdDSA` (default) or `HS256`.
+    pub algorithm: String,
+    /// The shared secret for HS256, at least 32 bytes; use `${VAR}`.
+    pub hs256_secret: Option<SecretString>,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        SigningConfig {
+            algorithm: "EdDSA".into(),
+            hs256_secret: None,
+        }
+    }
+}
+
+/// `[sign_in]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInConfig {
+    /// Attempts per peer address per window.
+    pub attempts_per_peer: u32,
+    /// Failures per user name per window.
+    pub failures_per_user: u32,
+    /// Window length in seconds.
+    pub window_secs: u64,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        let l = SignInLimits::default();
+        SignInConfig {
+            attempts_per_peer: l.per_peer,
+            failures_per_user: l.failures_per_user,
+            window_secs: l.window.as_secs(),
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Folder with `server.crt`, `server.key` and (for client certificates) `ca.crt`.
+    pub cert_folder: PathBuf,
+    /// `none`, `optional` or `required` client certificates (mTLS).
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+}
+
+fn default_client_auth() -> String {
+    "none".into()
+}
+
+impl Config {
+    /// Loads a file through manta-config: `${VAR}` substitution, located errors, and a
+    /// permission check when the HS256 secret is written in the file itself.
+    pub fn load(path: &Path) -> Result<Self> {
+        let options = manta_config::LoadOptions::new()
+            .secret_key("signing.hs256_secret")
+            .missing_file_hint("create it (see docs/manager.md) or run without --config");
+        manta_config::load_file::<Config>(path, &manta_config::Env::process(), &options)
+            .map(|loaded| loaded.value)
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("manager.db")
+    }
+
+    /// Token lifetimes, checked for consistency.
+    pub fn lifetimes(&self) -> Result<Lifetimes> {
+        let t = &self.tokens;
+        let l = Lifetimes {
+            access: Duration::from_secs(t.access_ttl_secs),
+            refresh: Duration::from_secs(t.refresh_ttl_secs),
+            session_max: Duration::from_secs(t.session_max_secs),
+            api_default: Duration::from_secs(t.api_default_ttl_secs),
+            api_max: Duration::from_secs(t.api_max_ttl_secs),
+        };
+        if [l.access, l.refresh, l.session_max, l.api_default, l.api_max]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            return Err(Error::Config(
+                "token lifetimes in [tokens] must be above zero".into(),
+            ));
+        }
+        if l.api_default > l.api_max {
+            return Err(Error::Config(
+                "tokens.api_default_ttl_secs exceeds tokens.api_max_ttl_secs; lower the default"
+                    .into(),
+            ));
+        }
+        Ok(l)
+    }
+
+    /// The signing mode.
+    pub fn signing_mode(&self) -> Result<SigningMode> {
+        match (self.signing.algorithm.as_str(), &self.signing.hs256_secret) {
+            ("EdDSA", _) => Ok(SigningMode::EdDsa),
+            ("HS256", Some(secret)) => Ok(SigningMode::Hs256(secret.clone())),
+            ("HS256", None) => Err(Error::Config(
+                "signing.algorithm is HS256 but signing.hs256_secret is not set; set it, e.g. \
+                 hs256_secret = \"${MANTA_HS256_SECRET}\""
+                    .into(),
+            )),
+            (other, _) => Err(Error::Config(format!(
+                "signing.algorithm {other:?} is not supported; use \"EdDSA\" or \"HS256\""
+            ))),
+        }
+    }
+
+    /// The SignIn limits.
+    pub fn sign_in_limits(&self) -> SignInLimits {
+        SignInLimits {
+            per_peer: self.sign_in.attempts_per_peer,
+            failures_per_user: self.sign_in.failures_per_user,
+            window: Duration::from_secs(self.sign_in.window_secs),
+        }
+    }
+
+    /// How long a retired key keeps verifying: the longest token lifetime.
+    pub fn key_retention_secs(&self) -> i64 {
+        let t = &self.tokens;
+        let longest = t
+            .api_max_ttl_secs
+            .max(t.session_max_secs)
+            .max(t.access_ttl_secs);
+        i64::try_from(longest).unwrap_or(i64::MAX / 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manager.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn empty_file_gives_published_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.listen.user_api.port(), 50052);
+        assert_eq!(c.listen.node_api.port(), 50051);
+        assert!(c.listen.max_message_bytes > 4 * 1024 * 1024);
+        assert!(matches!(c.signing_mode().unwrap(), SigningMode::EdDsa));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = load("[listen]\nuser_apii = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.to_string().contains("user_apii"), "{err}");
+    }
+
+    #[test]
+    fn hs256_needs_a_secret_and_bad_algorithms_are_named() {
+        let err = load("[signing]\nalgorithm = \"HS256\"\n")
+            .unwrap()
+            .signing_mode()
+            .unwrap_err();
+        assert!(err.to_string().contains("hs256_secret"), "{err}");
+        let err = load("[signing]\nalgorithm = \"RS256\"\n")
+            .unwrap()
+            .signing_mode()
+            .unwrap_err();
+        assert!(err.to_string().contains("\"EdDSA\" or \"HS256\""), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_lifetimes_are_refused() {
+        let err = load("[tokens]\napi_default_ttl_secs = 10\napi_max_ttl_secs = 5\n")
+            .unwrap()
+            .lifetimes()
+            .unwrap_err();
+        assert!(err.to_string().contains("lower the default"), "{err}");
+        let err = load("[tokens]\naccess_ttl_secs = 0\n")
+            .unwrap()
+            .lifetimes()
+            .unwrap_err();
+        assert!(err.to_string().contains("above zero"), "{err}");
+    }
+}

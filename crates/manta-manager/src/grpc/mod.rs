@@ -1,0 +1,99 @@
+//! The gRPC services: the published User API, the `manta.v1` token service, and the methods
+//! not served yet.
+
+mod tokens;
+mod unserved;
+mod user;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tonic::Status;
+
+pub use tokens::TokenApi;
+pub use unserved::Unserved;
+pub use user::UserApi;
+
+use crate::authz::status_of;
+use crate::error::Result;
+use crate::identity::{Caller, Core};
+use crate::store::{AuditEvent, now_ms};
+
+/// The boxed server stream type used by streaming methods.
+pub type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+/// The UNIMPLEMENTED answer for a method this manager does not serve.
+pub(crate) fn not_served(service: &str, method: &str) -> Status {
+    Status::unimplemented(format!(
+        "{service}/{method} is not served by this manager yet: it serves users, tokens and \
+         authorization; use a full Manta deployment for {service}"
+    ))
+}
+
+/// The caller the authorization layer verified; its absence means the layer was bypassed,
+/// which is refused rather than trusted.
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated(crate::keys::TokenProblem::Missing.message()))
+}
+
+/// The peer address as a string for rate limiting and audit.
+pub(crate) fn peer<T>(request: &tonic::Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs engine work (argon2, durable writes) on the blocking pool and maps its error.
+pub(crate) async fn run<T, F>(core: &Arc<Core>, f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce(&Core) -> Result<T> + Send + 'static,
+{
+    let core = Arc::clone(core);
+    match tokio::task::spawn_blocking(move || f(&core)).await {
+        Ok(result) => result.map_err(|e| status_of(&e)),
+        Err(join) => {
+            tracing::error!(error = %join, "a request handler panicked");
+            Err(Status::internal(
+                "internal manager error; the manager log has the details",
+            ))
+        }
+    }
+}
+
+/// Records a resource-level decision made inside a handler (the layer cannot see bodies).
+pub(crate) fn audit_resource<T>(
+    core: &Core,
+    request: &tonic::Request<T>,
+    method: &str,
+    caller: &Caller,
+    resource: &str,
+    allowed: bool,
+    reason: &str,
+) {
+    let (peer, client_identity) = crate::authz::peer_of(request.extensions());
+    core.audit().record(AuditEvent {
+        at_ms: now_ms(),
+        subject: Some(caller.user_id.clone()),
+        token_id: Some(caller.token_id.clone()),
+        method: method.to_owned(),
+        resource: Some(resource.to_owned()),
+        allowed,
+        reason: reason.to_owned(),
+        peer,
+        client_identity,
+    });
+}
+
+/// A protobuf timestamp from unix seconds.
+pub(crate) fn ts(secs: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    }
+}

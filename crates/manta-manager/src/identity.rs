@@ -1,0 +1,793 @@
+//! The identity engine: users, sign-in, sessions with rotating refresh tokens, API tokens,
+//! revocation and token authentication. Transport-free: the gRPC handlers and the admin CLI
+//! both call it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use crate::audit::AuditSink;
+use crate::error::{Error, Result};
+use crate::keys::{Authority, Claims, TokenProblem};
+use crate::password::{check_new_password, hash_password, verify_password};
+use crate::ratelimit::{SignInLimiter, SignInLimits, Throttled};
+use crate::scopes;
+use crate::store::{
+    NewUser, RefreshOutcome, SessionRecord, Store, TokenKind, TokenRecord, UserRecord, new_id,
+    now_secs,
+};
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Access tokens from SignIn, CreateSession and refreshes.
+    pub access: Duration,
+    /// One refresh token (each rotation issues a new one).
+    pub refresh: Duration,
+    /// A session's hard limit: RefreshUserToken and RefreshSession never go past it.
+    pub session_max: Duration,
+    /// API tokens without an explicit lifetime.
+    pub api_default: Duration,
+    /// The longest API token lifetime allowed.
+    pub api_max: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes {
+            access: Duration::from_secs(3600),
+            refresh: Duration::from_secs(7 * 86_400),
+            session_max: Duration::from_secs(30 * 86_400),
+            api_default: Duration::from_secs(90 * 86_400),
+            api_max: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// An authenticated caller, put into request extensions by the authorization layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user id (token subject).
+    pub user_id: String,
+    /// The token's `jti`.
+    pub token_id: String,
+    /// Access or API token.
+    pub kind: TokenKind,
+    /// Effective scopes: the token's, limited to what the user holds now.
+    pub scopes: Vec<String>,
+    /// The session of an access token.
+    pub session_id: Option<String>,
+    /// The token's expiry (unix seconds).
+    pub expires_at: i64,
+}
+
+impl Caller {
+    /// Whether the caller holds a scope.
+    pub fn has(&self, scope: &str) -> bool {
+        scopes::any_covers(&self.scopes, scope)
+    }
+}
+
+/// A new session: the access token and the refresh token are shown to the client once.
+pub struct NewSession {
+    /// The user signed in.
+    pub user: UserRecord,
+    /// The access token.
+    pub access_token: SecretString,
+    /// When it expires (unix seconds).
+    pub access_expires_at: i64,
+    /// The refresh token, usable once.
+    pub refresh_token: SecretString,
+    /// When it expires (unix seconds).
+    pub refresh_expires_at: i64,
+    /// The session id.
+    pub session_id: String,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("user", &self.user.username)
+            .field("access_token", &"[REDACTED]")
+            .field("refresh_token", &"[REDACTED]")
+            .field("session_id", &self.session_id)
+            .finish()
+    }
+}
+
+/// A newly issued token and its record; the token is shown once.
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: SecretString,
+    /// Its stored metadata.
+    pub record: TokenRecord,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"[REDACTED]")
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+/// The identity engine. Share it behind an `Arc`.
+pub struct Core {
+    store: Arc<dyn Store>,
+    authority: Arc<Authority>,
+    lifetimes: Lifetimes,
+    limiter: SignInLimiter,
+    audit: AuditSink,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("authority", &self.authority)
+            .field("lifetimes", &self.lifetimes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn digest(secret: &SecretString) -> String {
+    hex::encode(Sha256::digest(secret.expose_secret().as_bytes()))
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+/// Checks a user name: 1 to 64 characters of letters, digits, `.`, `_`, `-` or `@`.
+pub fn check_username(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: "user name",
+            reason: "use 1 to 64 letters, digits, '.', '_', '-' or '@'".into(),
+        })
+    }
+}
+
+impl Core {
+    /// Builds the engine over a store and key authority.
+    pub fn new(
+        store: Arc<dyn Store>,
+        authority: Arc<Authority>,
+        lifetimes: Lifetimes,
+        limits: SignInLimits,
+        audit: AuditSink,
+    ) -> Self {
+        Core {
+            store,
+            authority,
+            lifetimes,
+            limiter: SignInLimiter::new(limits),
+            audit,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The key authority.
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.authority
+    }
+
+    /// The audit sink.
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+
+    /// The configured lifetimes.
+    pub fn lifetimes(&self) -> Lifetimes {
+        self.lifetimes
+    }
+
+    /// Creates a user; the password (if any) is hashed with argon2id.
+    pub fn add_user(
+        &self,
+        username: &str,
+        email: &str,
+        password: Option<&SecretString>,
+        user_scopes: Vec<String>,
+    ) -> Result<UserRecord> {
+        check_username(username)?;
+        for s in &user_scopes {
+            scopes::validate(s)?;
+        }
+        let password_hash = match password {
+            Some(p) => {
+                check_new_password(p)?;
+                Some(hash_password(p)?)
+            }
+            None => None,
+        };
+        self.store.create_user(
+            NewUser {
+                username: username.to_owned(),
+                email: email.to_owned(),
+                password_hash,
+                scopes: user_scopes,
+            },
+            now_secs(),
+        )
+    }
+
+    /// Finds a user by name or id.
+    pub fn find_user(&self, name_or_id: &str) -> Result<UserRecord> {
+        if let Some((user, _)) = self.store.credentials(name_or_id)? {
+            return Ok(user);
+        }
+        self.store
+            .user_by_id(name_or_id)?
+            .ok_or_else(|| Error::UnknownUser(name_or_id.to_owned()))
+    }
+
+    /// Replaces a user's password and revokes every token issued before.
+    pub fn set_password(&self, user_id: &str, password: &SecretString) -> Result<()> {
+        check_new_password(password)?;
+        let hash = hash_password(password)?;
+        if self.store.set_password(user_id, &hash, now_secs())? {
+            Ok(())
+        } else {
+            Err(Error::UnknownUser(user_id.to_owned()))
+        }
+    }
+
+    /// Verifies a presented token and its store state; the basis of every authorization.
+    pub fn authenticate(&self, token: &str) -> Result<Caller> {
+        let claims = self.authority.verify(token).map_err(Error::Token)?;
+        let state = self
+            .store
+            .token_state(&claims.jti)?
+            .ok_or(Error::Token(TokenProblem::NotIssued))?;
+        if state.revoked && !state.session_revoked {
+            return Err(Error::Token(TokenProblem::Revoked));
+        }
+        if state.session_revoked {
+            return Err(Error::Token(TokenProblem::SessionRevoked));
+        }
+        if state
+            .tokens_not_before
+            .is_some_and(|nb| state.issued_at < nb)
+        {
+            return Err(Error::Token(TokenProblem::SubjectRevoked));
+        }
+        let kind = if claims.kind == "api" {
+            TokenKind::Api
+        } else {
+            TokenKind::Access
+        };
+        let effective = claims
+            .scopes()
+            .into_iter()
+            .filter(|s| scopes::any_covers(&state.user_scopes, s))
+            .collect();
+        if kind == TokenKind::Api {
+            self.audit.used(&claims.jti, now_secs());
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            token_id: claims.jti,
+            kind,
+            scopes: effective,
+            session_id: claims.sid,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// Checks a password with brute-force limits per peer and per user name.
+    pub fn check_credentials(
+        &self,
+        username: &str,
+        password: &SecretString,
+        peer: &str,
+    ) -> Result<UserRecord> {
+        let now = Instant::now();
+        self.limiter
+            .check(peer, username, now)
+            .map_err(|t| match t {
+                Throttled::Peer(d) => Error::Throttled {
+                    scope: "from this address",
+                    retry_after_secs: d.as_secs().max(1),
+                },
+                Throttled::User(d) => Error::Throttled {
+                    scope: "for this user",
+                    retry_after_secs: d.as_secs().max(1),
+                },
+            })?;
+        let found = self.store.credentials(username)?;
+        let stored = found.as_ref().and_then(|(_, hash)| hash.as_deref());
+        if !verify_password(password, stored) {
+            self.limiter.failed(username, now);
+            return Err(Error::BadCredentials);
+        }
+        self.limiter.succeeded(username);
+        // verify_password only succeeds with a stored hash, so the user exists here.
+        let (user, _) = found.ok_or(Error::BadCredentials)?;
+        Ok(user)
+    }
+
+    /// Signs in: checks the password and starts a session.
+    pub fn sign_in(
+        &self,
+        username: &str,
+        password: &SecretString,
+        peer: &str,
+    ) -> Result<NewSession> {
+        let user = self.check_credentials(username, password, peer)?;
+        let session = self.start_session(&user)?;
+        self.store.record_login(&user.id, now_secs())?;
+        Ok(session)
+    }
+
+    /// Starts a session for a user: one access token and the first refresh token.
+    pub fn start_session(&self, user: &UserRecord) -> Result<NewSession> {
+        let now = now_secs();
+        let session = SessionRecord {
+            id: new_id(),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now + secs(self.lifetimes.session_max),
+            revoked_at: None,
+        };
+        let refresh =
+            SecretString::from(format!("mrt_{}", hex::encode(rand::random::<[u8; 32]>())));
+        let refresh_expires_at = (now + secs(self.lifetimes.refresh)).min(session.expires_at);
+        self.store
+            .create_session(&session, &digest(&refresh), refresh_expires_at)?;
+        let access = self.issue_access(user, &session, now)?;
+        Ok(NewSession {
+            user: user.clone(),
+            access_expires_at: access.record.expires_at,
+            access_token: access.token,
+            refresh_token: refresh,
+            refresh_expires_at,
+            session_id: session.id,
+        })
+    }
+
+    fn issue_access(
+        &self,
+        user: &UserRecord,
+        session: &SessionRecord,
+        now: i64,
+    ) -> Result<IssuedToken> {
+        let expires_at = (now + secs(self.lifetimes.access)).min(session.expires_at);
+        self.issue(TokenRecord {
+            jti: new_id(),
+            user_id: user.id.clone(),
+            kind: TokenKind::Access,
+            name: None,
+            scopes: user.scopes.clone(),
+            session_id: Some(session.id.clone()),
+            issued_at: now,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        })
+    }
+
+    /// Records the token durably, then signs it: a token is never handed out unrecorded.
+    fn issue(&self, record: TokenRecord) -> Result<IssuedToken> {
+        self.store.record_token(&record)?;
+        let claims = Claims {
+            iss: self.authority.issuer().to_owned(),
+            sub: record.user_id.clone(),
+            exp: record.expires_at,
+            iat: record.issued_at,
+            nbf: record.issued_at,
+            jti: record.jti.clone(),
+            scope: record.scopes.join(" "),
+            kind: record.kind.as_str().to_owned(),
+            sid: record.session_id.clone(),
+        };
+        let token = self.authority.sign(&claims)?;
+        Ok(IssuedToken { token, record })
+    }
+
+    /// RefreshUserToken: a new access token in the caller's session, never past its end.
+    pub fn refresh_access(&self, caller: &Caller) -> Result<IssuedToken> {
+        let Some(session_id) = caller.session_id.as_deref() else {
+            return Err(Error::NotRefreshable);
+        };
+        let now = now_secs();
+        let session = self
+            .store
+            .session(session_id)?
+            .ok_or(Error::Token(TokenProblem::SessionRevoked))?;
+        if session.revoked_at.is_some() {
+            return Err(Error::Token(TokenProblem::SessionRevoked));
+        }
+        if session.expires_at <= now {
+            return Err(Error::SessionEnded);
+        }
+        let user = self
+            .store
+            .user_by_id(&caller.user_id)?
+            .ok_or(Error::Token(TokenProblem::SubjectRevoked))?;
+        self.issue_access(&user, &session, now)
+    }
+
+    /// RefreshSession: rotates the refresh token; reuse revokes the whole session.
+    pub fn refresh_session(&self, refresh: &SecretString) -> Result<NewSession> {
+        let now = now_secs();
+        let next = SecretString::from(format!("mrt_{}", hex::encode(rand::random::<[u8; 32]>())));
+        let next_expires = now + secs(self.lifetimes.refresh);
+        let outcome =
+            self.store
+                .rotate_refresh(&digest(refresh), &digest(&next), next_expires, now)?;
+        let session = match outcome {
+            RefreshOutcome::Rotated(s) => s,
+            RefreshOutcome::Reused => {
+                tracing::warn!("refresh token reuse detected; the session was revoked");
+                return Err(Error::Refresh(
+                    "it was already used, so its session is now revoked; sign in again",
+                ));
+            }
+            RefreshOutcome::Unknown => {
+                return Err(Error::Refresh("unknown refresh token; sign in again"));
+            }
+            RefreshOutcome::Expired => {
+                return Err(Error::Refresh("the refresh token expired; sign in again"));
+            }
+            RefreshOutcome::Revoked => {
+                return Err(Error::Refresh("the session was revoked; sign in again"));
+            }
+        };
+        let user = self
+            .store
+            .user_by_id(&session.user_id)?
+            .ok_or(Error::Refresh("the user no longer exists"))?;
+        let access = self.issue_access(&user, &session, now)?;
+        Ok(NewSession {
+            user,
+            access_expires_at: access.record.expires_at,
+            access_token: access.token,
+            refresh_token: next,
+            refresh_expires_at: next_expires.min(session.expires_at),
+            session_id: session.id,
+        })
+    }
+
+    /// RevokeSession: ends the session a refresh token belongs to.
+    pub fn revoke_session_by_refresh(&self, refresh: &SecretString) -> Result<()> {
+        let session = self
+            .store
+            .session_of_refresh(&digest(refresh))?
+            .ok_or(Error::Refresh("unknown refresh token; nothing to revoke"))?;
+        self.store.revoke_session(&session.id, now_secs())?;
+        Ok(())
+    }
+
+    /// Logout: revokes the caller's session (or the token itself when it has none).
+    pub fn logout(&self, caller: &Caller) -> Result<()> {
+        let now = now_secs();
+        match caller.session_id.as_deref() {
+            Some(sid) => self.store.revoke_session(sid, now)?,
+            None => self.store.revoke_token(&caller.token_id, now)?,
+        };
+        self.store.record_logout(&caller.user_id, now)
+    }
+
+    /// Creates an API token for `user` whose scopes must all be covered by `granter_scopes`.
+    pub fn create_api_token(
+        &self,
+        user: &UserRecord,
+        name: &str,
+        requested: Vec<String>,
+        ttl: Option<Duration>,
+        granter_scopes: &[String],
+    ) -> Result<IssuedToken> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::Invalid {
+                field: "token name",
+                reason: "give the token a name of 1 to 100 characters".into(),
+            });
+        }
+        for s in &requested {
+            scopes::validate(s)?;
+            if !scopes::any_covers(granter_scopes, s) {
+                return Err(Error::ScopeNotHeld(s.clone()));
+            }
+        }
+        let ttl = ttl.unwrap_or(self.lifetimes.api_default);
+        if ttl.is_zero() || ttl > self.lifetimes.api_max {
+            return Err(Error::Invalid {
+                field: "lifetime",
+                reason: format!(
+                    "choose between 1 second and {} days",
+                    self.lifetimes.api_max.as_secs() / 86_400
+                ),
+            });
+        }
+        let now = now_secs();
+        self.issue(TokenRecord {
+            jti: new_id(),
+            user_id: user.id.clone(),
+            kind: TokenKind::Api,
+            name: Some(name.to_owned()),
+            scopes: requested,
+            session_id: None,
+            issued_at: now,
+            expires_at: now + secs(ttl),
+            last_used_at: None,
+            revoked_at: None,
+        })
+    }
+
+    /// Revokes a token by id, limited to one owner when `owner` is given (other owners' tokens
+    /// look absent, so their existence does not leak).
+    pub fn revoke_token(&self, jti: &str, owner: Option<&str>) -> Result<()> {
+        let found = self.store.token(jti)?;
+        match found {
+            Some(t) if owner.is_none_or(|o| o == t.user_id) => {
+                self.store.revoke_token(jti, now_secs())?;
+                Ok(())
+            }
+            _ => Err(Error::UnknownToken(jti.to_owned())),
+        }
+    }
+
+    /// Revokes every token of a user issued up to now.
+    pub fn revoke_all_of(&self, user_id: &str) -> Result<()> {
+        // Tokens carry whole seconds; +1 also catches tokens issued in this very second.
+        if self.store.revoke_subject_before(user_id, now_secs() + 1)? {
+            Ok(())
+        } else {
+            Err(Error::UnknownUser(user_id.to_owned()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningMode;
+    use crate::store::SqliteStore;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        core: Core,
+        _writer: crate::audit::AuditWriter,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let authority =
+            Arc::new(Authority::open(Arc::clone(&store), SigningMode::EdDsa, "t", 86_400).unwrap());
+        let (sink, writer) = crate::audit::start(Arc::clone(&store));
+        let limits = SignInLimits {
+            per_peer: 100,
+            failures_per_user: 3,
+            window: Duration::from_secs(60),
+        };
+        let core = Core::new(store, authority, Lifetimes::default(), limits, sink);
+        Fixture {
+            _dir: dir,
+            core,
+            _writer: writer,
+        }
+    }
+
+    fn pw(s: &str) -> SecretString {
+        SecretString::from(s)
+    }
+
+    #[test]
+    fn sign_in_issues_a_working_token_and_logout_kills_it() {
+        let f = fixture();
+        f.core
+            .add_user(
+                "alice",
+                "a@x",
+                Some(&pw("password1")),
+                vec!["user:read".into()],
+            )
+            .unwrap();
+        let s = f.core.sign_in("alice", &pw("password1"), "p").unwrap();
+        let caller = f.core.authenticate(s.access_token.expose_secret()).unwrap();
+        assert_eq!(caller.scopes, ["user:read"]);
+        assert!(caller.has("user:read") && !caller.has("user:list"));
+        f.core.logout(&caller).unwrap();
+        let err = f
+            .core
+            .authenticate(s.access_token.expose_secret())
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Token(TokenProblem::SessionRevoked)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_look_the_same_then_throttle() {
+        let f = fixture();
+        f.core
+            .add_user("bob", "", Some(&pw("password1")), vec![])
+            .unwrap();
+        let a = f.core.sign_in("bob", &pw("wrong-one"), "p").unwrap_err();
+        let b = f.core.sign_in("nobody", &pw("wrong-one"), "p").unwrap_err();
+        assert_eq!(a.to_string(), b.to_string());
+        f.core.sign_in("bob", &pw("wrong-two"), "p").unwrap_err();
+        f.core.sign_in("bob", &pw("wrong-three"), "p").unwrap_err();
+        let err = f.core.sign_in("bob", &pw("password1"), "p").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("too many sign-in attempts for this user"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refresh_access_stays_in_session_and_api_tokens_cannot_refresh() {
+        let f = fixture();
+        let u = f
+            .core
+            .add_user("carl", "", Some(&pw("password1")), vec!["user:*".into()])
+            .unwrap();
+        let s = f.core.sign_in("carl", &pw("password1"), "p").unwrap();
+        let caller = f.core.authenticate(s.access_token.expose_secret()).unwrap();
+        let next = f.core.refresh_access(&caller).unwrap();
+        let c2 = f.core.authenticate(next.token.expose_secret()).unwrap();
+        assert_eq!(c2.session_id, caller.session_id);
+        assert_ne!(c2.token_id, caller.token_id);
+
+        let api = f
+            .core
+            .create_api_token(&u, "ci", vec!["user:read".into()], None, &u.scopes)
+            .unwrap();
+        let api_caller = f.core.authenticate(api.token.expose_secret()).unwrap();
+        assert!(matches!(
+            f.core.refresh_access(&api_caller),
+            Err(Error::NotRefreshable)
+        ));
+    }
+
+    #[test]
+    fn api_tokens_never_exceed_the_granter() {
+        let f = fixture();
+        let u = f
+            .core
+            .add_user("dana", "", None, vec!["user:read".into()])
+            .unwrap();
+        let err = f
+            .core
+            .create_api_token(&u, "x", vec!["user:delete".into()], None, &u.scopes)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ScopeNotHeld(ref s) if s == "user:delete"),
+            "{err}"
+        );
+        let err = f
+            .core
+            .create_api_token(&u, " ", vec![], None, &u.scopes)
+            .unwrap_err();
+        assert!(err.to_string().contains("name"), "{err}");
+        let err = f
+            .core
+            .create_api_token(
+                &u,
+                "x",
+                vec![],
+                Some(Duration::from_secs(400 * 86_400)),
+                &u.scopes,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("365 days"), "{err}");
+    }
+
+    #[test]
+    fn demoting_a_user_shrinks_live_tokens_and_revoke_all_kills_them() {
+        let f = fixture();
+        let u = f
+            .core
+            .add_user(
+                "eve",
+                "",
+                None,
+                vec!["user:read".into(), "user:list".into()],
+            )
+            .unwrap();
+        let t = f
+            .core
+            .create_api_token(&u, "t", u.scopes.clone(), None, &u.scopes)
+            .unwrap();
+        f.core
+            .store()
+            .set_scopes(&u.id, &["user:read".into()], now_secs())
+            .unwrap();
+        assert_eq!(
+            f.core.authenticate(t.token.expose_secret()).unwrap().scopes,
+            ["user:read"]
+        );
+        f.core.revoke_all_of(&u.id).unwrap();
+        let err = f.core.authenticate(t.token.expose_secret()).unwrap_err();
+        assert!(
+            matches!(err, Error::Token(TokenProblem::SubjectRevoked)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn revoking_someone_elses_token_looks_like_it_does_not_exist() {
+        let f = fixture();
+        let a = f.core.add_user("fred", "", None, vec![]).unwrap();
+        let t = f.core.create_api_token(&a, "t", vec![], None, &[]).unwrap();
+        let err = f
+            .core
+            .revoke_token(&t.record.jti, Some("someone-else"))
+            .unwrap_err();
+        assert!(matches!(err, Error::UnknownToken(_)));
+        f.core.revoke_token(&t.record.jti, Some(&a.id)).unwrap();
+        let err = f.core.authenticate(t.token.expose_secret()).unwrap_err();
+        assert!(matches!(err, Error::Token(TokenProblem::Revoked)), "{err}");
+    }
+
+    #[test]
+    fn refresh_session_rotates_and_reuse_revokes() {
+        let f = fixture();
+        f.core
+            .add_user("gail", "", Some(&pw("password1")), vec![])
+            .unwrap();
+        let s1 = f.core.sign_in("gail", &pw("password1"), "p").unwrap();
+        let s2 = f.core.refresh_session(&s1.refresh_token).unwrap();
+        assert_eq!(s2.session_id, s1.session_id);
+        f.core
+            .authenticate(s2.access_token.expose_secret())
+            .unwrap();
+        let err = f.core.refresh_session(&s1.refresh_token).unwrap_err();
+        assert!(err.to_string().contains("already used"), "{err}");
+        let err = f
+            .core
+            .authenticate(s2.access_token.expose_secret())
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Token(TokenProblem::SessionRevoked)),
+            "{err}"
+        );
+        let err = f.core.refresh_session(&s2.refresh_token).unwrap_err();
+        assert!(err.to_string().contains("revoked"), "{err}");
+    }
+
+    #[test]
+    fn user_names_are_validated() {
+        let f = fixture();
+        for bad in ["", "has space", "x".repeat(65).as_str(), "semi;colon"] {
+            let err = f.core.add_user(bad, "", None, vec![]).unwrap_err();
+            assert!(err.to_string().contains("user name"), "{bad}: {err}");
+        }
+        let err = f
+            .core
+            .add_user("ok", "", None, vec!["bad".into()])
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidScope(_)));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let f = fixture();
+        f.core
+            .add_user("hal", "", Some(&pw("password1")), vec![])
+            .unwrap();
+        let s = f.core.sign_in("hal", &pw("password1"), "p").unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(s.access_token.expose_secret()));
+        assert!(!shown.contains(s.refresh_token.expose_secret()));
+        assert!(shown.contains("[REDACTED]"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The gRPC servers: the user API (five published services, `manta.v1.TokenService`, health,
+//! reflection) and the node API, behind the authorization layer, with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use manta_proto::core::user_services::cluster_management_server::ClusterManagementServer;
+use manta_proto::core::user_services::module_management_server::ModuleManagementServer;
+use manta_proto::core::user_services::network_management_server::NetworkManagementServer;
+use manta_proto::core::user_services::swarm_management_server::SwarmManagementServer;
+use manta_proto::core::user_services::user_management_server::UserManagementServer;
+use manta_proto::manta::v1::token_service_server::TokenServiceServer;
+use manta_proto::node::node_service::node_service_server::NodeServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use crate::authz::AuthzLayer;
+use crate::error::{Error, Result};
+use crate::grpc::{TokenApi, Unserved, UserApi};
+use crate::identity::Core;
+
+/// The published SDK sends zipped module code and results as single messages; 4 MiB (tonic's
+/// default) would refuse them with RESOURCE_EXHAUSTED, which the SDK then retries.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// How the servers behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Largest message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Enforce authorization. `false` is only for measuring its cost.
+    pub authorization: bool,
+    /// How often the signing keys are re-read (a `keys rotate` reaches a running server).
+    pub key_reload: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            authorization: true,
+            key_reload: Duration::from_secs(10),
+        }
+    }
+}
+
+fn layer(core: &Arc<Core>, options: &ServeOptions) -> AuthzLayer {
+    if options.authorization {
+        AuthzLayer::new(Arc::clone(core))
+    } else {
+        AuthzLayer::danger_disabled(Arc::clone(core))
+    }
+}
+
+macro_rules! sized {
+    ($server:expr, $n:expr) => {
+        $server
+            .max_decoding_message_size($n)
+            .max_encoding_message_size($n)
+    };
+}
+
+/// Serves both APIs until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    core: Arc<Core>,
+    user_listener: TcpListener,
+    node_listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone, which also means "stop".
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let n = options.max_message_bytes;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<UserManagementServer<UserApi>>().await;
+    health.set_serving::<TokenServiceServer<TokenApi>>().await;
+    health.set_serving::<NodeServiceServer<Unserved>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(manta_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Server(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(manta_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Server(e.to_string()))?;
+
+    let user_routes = tonic::transport::Server::builder()
+        .layer(layer(&core, &options))
+        .add_service(sized!(
+            UserManagementServer::new(UserApi::new(Arc::clone(&core))),
+            n
+        ))
+        .add_service(sized!(ClusterManagementServer::new(Unserved), n))
+        .add_service(sized!(SwarmManagementServer::new(Unserved), n))
+        .add_service(sized!(ModuleManagementServer::new(Unserved), n))
+        .add_service(sized!(NetworkManagementServer::new(Unserved), n))
+        .add_service(sized!(
+            TokenServiceServer::new(TokenApi::new(Arc::clone(&core))),
+            n
+        ))
+        .add_service(health_service.clone())
+        .add_service(reflection_v1.clone())
+        .add_service(reflection_v1alpha.clone());
+    let node_routes = tonic::transport::Server::builder()
+        .layer(layer(&core, &options))
+        .add_service(sized!(NodeServiceServer::new(Unserved), n))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let user_incoming = TcpIncoming::from(user_listener).with_nodelay(Some(true));
+    let node_incoming = TcpIncoming::from(node_listener).with_nodelay(Some(true));
+    let user = tokio::spawn(
+        user_routes.serve_with_incoming_shutdown(user_incoming, wait(stop_rx.clone())),
+    );
+    let node = tokio::spawn(node_routes.serve_with_incoming_shutdown(node_incoming, wait(stop_rx)));
+
+    let reload = {
+        let core = Arc::clone(&core);
+        let every = options.key_reload;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = core.authority().reload() {
+                    tracing::warn!(error = %e, "cannot reload signing keys; keeping the current ones");
+                }
+            }
+        })
+    };
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing calls in flight");
+    let _ = stop_tx.send(true);
+    let joined = (user.await, node.await);
+    reload.abort();
+    core.audit().flush();
+    for result in [joined.0, joined.1] {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Server(e.to_string())),
+            Err(e) => return Err(Error::Server(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the manager");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
