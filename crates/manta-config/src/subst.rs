@@ -397,20 +397,56 @@ pub(crate) fn escape_basic(value: &str) -> Zeroizing<String> {
     s
 }
 
-/// Whether a value can be inserted unquoted: a boolean or something shaped like a TOML
-/// number. Anything else is quoted, so a value can never inject TOML structure.
+/// Whether a value can be inserted unquoted: `true`, `false` or a TOML integer or float.
+/// Anything else (including `1.0.0`, dates and `007`) is quoted, so a value can never
+/// inject TOML structure nor turn into a syntax error.
 pub(crate) fn is_bare_scalar(v: &str) -> bool {
     if v == "true" || v == "false" {
         return true;
     }
-    let body = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let (signed, body) = match v.as_bytes().first() {
+        Some(b'+' | b'-') => (true, &v[1..]),
+        _ => (false, v),
+    };
     if body == "inf" || body == "nan" {
         return true;
     }
-    body.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || matches!(b, b'_' | b'.' | b'+' | b'-' | b'x' | b'o'))
+    if !signed {
+        let radix: [(&str, DigitTest); 3] = [
+            ("0x", u8::is_ascii_hexdigit),
+            ("0o", |b| (b'0'..=b'7').contains(b)),
+            ("0b", |b| *b == b'0' || *b == b'1'),
+        ];
+        for (prefix, ok) in radix {
+            if let Some(d) = body.strip_prefix(prefix) {
+                return digits(d, ok);
+            }
+        }
+    }
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    digits(int, u8::is_ascii_digit)
+        && !(int.len() > 1 && int.starts_with('0'))
+        && frac.is_none_or(|f| digits(f, u8::is_ascii_digit))
+        && exp.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e), u8::is_ascii_digit))
+}
+
+/// Tells whether a byte is a digit of some radix.
+type DigitTest = fn(&u8) -> bool;
+
+/// Digits accepted by `ok`, with single underscores only between digits.
+fn digits(s: &str, ok: DigitTest) -> bool {
+    !s.is_empty()
+        && !s.starts_with('_')
+        && !s.ends_with('_')
+        && !s.contains("__")
+        && s.bytes().filter(|b| *b != b'_').all(|b| ok(&b))
 }
 
 /// A parsed `${...}` reference.
@@ -694,6 +730,11 @@ mod tests {
             ("WORDS", "two words"),
             ("NEG", "-12"),
             ("FLOAT", "1.5e3"),
+            ("VERSION", "1.0.0"),
+            ("DATE", "2024-01-01"),
+            ("ZEROS", "007"),
+            ("HEX", "0x1F"),
+            ("UNDERSCORE", "1_000"),
         ])
     }
 
@@ -742,6 +783,12 @@ mod tests {
             ("f = ${FLAG}", Ok("f = true")),
             ("n = ${NEG}", Ok("n = -12")),
             ("x = ${FLOAT}", Ok("x = 1.5e3")),
+            // Values that only look numeric stay strings rather than breaking the file.
+            ("v = ${VERSION}", Ok("v = \"1.0.0\"")),
+            ("v = ${DATE}", Ok("v = \"2024-01-01\"")),
+            ("v = ${ZEROS}", Ok("v = \"007\"")),
+            ("v = ${HEX}", Ok("v = 0x1F")),
+            ("v = ${UNDERSCORE}", Ok("v = 1_000")),
             ("p = ${UNSET:50051}", Ok("p = 50051")),
             // Seed form: default when unset or empty; `${VAR:}` is empty.
             ("a = \"${UNSET:dflt}\"", Ok("a = \"dflt\"")),
