@@ -6,12 +6,13 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tonic::transport::server::Connected;
 
 use crate::error::{TlsError, chain};
@@ -20,6 +21,10 @@ use crate::server::ServerTls;
 
 /// How long a client may take to complete the TLS handshake before it is dropped.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in progress at once; further connections wait in the listen backlog, so a
+/// flood of slow clients costs bounded memory.
+const MAX_CONCURRENT_HANDSHAKES: usize = 512;
 
 /// Accepted connections, ready for `tonic::transport::Server::serve_with_incoming`.
 ///
@@ -99,7 +104,12 @@ async fn accept_loop(
     tx: mpsc::Sender<ServerStream>,
     handshake_timeout: Duration,
 ) {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     loop {
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
         let (tcp, remote) = match listener.accept().await {
             Ok(conn) => conn,
             Err(err) => {
@@ -112,6 +122,8 @@ async fn accept_loop(
         if tx.is_closed() {
             return;
         }
+        // Best effort: gRPC frames are small and Nagle's delay would add latency; a socket
+        // that refuses the option still works.
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().ok();
         let Some(acceptor) = acceptor.clone() else {
@@ -135,7 +147,9 @@ async fn accept_loop(
         };
         let tx = tx.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await;
+            drop(permit);
+            let stream = match handshake {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(err)) => {
                     tracing::debug!(peer = %remote, error = %chain(&err), "TLS handshake failed");

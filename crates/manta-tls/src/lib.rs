@@ -33,5 +33,5 @@ pub use pem::{parse_certificates, parse_private_key};
 pub use reload::ReloadWatcher;
 pub use server::{ClientAuth, SERVER_CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, ServerTls};
 
-/// Re-exported so callers name the same rustls and tonic types this crate builds.
+/// Re-exported so callers name the same rustls types (configs, `pki_types`) this crate builds.
 pub use rustls;
