@@ -286,7 +286,7 @@ impl NodeConfig {
             problems.push(error(
                 "logging.level",
                 "unknown log level",
-                Some(format!("`{}`", self.logging.level)),
+                None,
                 &["Use one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL"],
             ));
         }
@@ -294,7 +294,7 @@ impl NodeConfig {
             problems.push(error(
                 "logging.max_file_size",
                 "max_file_size is not a size",
-                Some(format!("`{}`", self.logging.max_file_size)),
+                None,
                 &["Write a number of bytes, optionally with K, M or G (e.g. \"100M\")"],
             ));
         }
@@ -468,7 +468,8 @@ fn validate_alias(alias: &str, problems: &mut Vec<Problem>) {
             key,
             "Invalid alias format",
             Some(format!(
-                "`{alias}` may only contain letters, numbers, hyphens and underscores"
+                "characters other than letters, numbers, hyphens and underscores: {}",
+                bad_chars(alias)
             )),
             &[
                 "Use letters, numbers, hyphens and underscores only (e.g. gpu-worker-1)",
@@ -484,6 +485,24 @@ fn validate_alias(alias: &str, problems: &mut Vec<Problem>) {
             &["Keep names reasonably short (< 50 characters)"],
         ));
     }
+}
+
+/// The distinct invalid characters of an alias, quoted (the alias itself is not echoed:
+/// it may have been substituted from a variable that holds something private).
+fn bad_chars(alias: &str) -> String {
+    if alias.is_empty() {
+        return "the alias is empty".to_owned();
+    }
+    let mut seen: Vec<char> = Vec::new();
+    for c in alias.chars() {
+        if !(c.is_ascii_alphanumeric() || c == '-' || c == '_') && !seen.contains(&c) {
+            seen.push(c);
+        }
+    }
+    seen.iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
@@ -638,6 +657,11 @@ pub(crate) mod tests {
         assert!(check("gpu-worker_1").problems.is_empty());
         let bad = check("10.0.1.5 gpu");
         assert_eq!(bad.problems[0].message, "Invalid alias format");
+        let detail = bad.problems[0].detail.as_deref().unwrap();
+        assert!(
+            detail.ends_with("'.', ' '") && !detail.contains("10.0"),
+            "{detail}"
+        );
         assert!(bad.has_errors());
         let long = check(&"a".repeat(51));
         assert!(!long.has_errors());
