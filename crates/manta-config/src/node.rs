@@ -493,9 +493,10 @@ fn bad_chars(alias: &str) -> String {
     if alias.is_empty() {
         return "the alias is empty".to_owned();
     }
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     let mut seen: Vec<char> = Vec::new();
-    for c in alias.chars() {
-        if !(c.is_ascii_alphanumeric() || c == '-' || c == '_') && !seen.contains(&c) {
+    for c in alias.chars().filter(|c| !valid(*c)) {
+        if !seen.contains(&c) {
             seen.push(c);
         }
     }
