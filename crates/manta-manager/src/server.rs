@@ -24,6 +24,9 @@ use crate::identity::Core;
 /// default) would refuse them with RESOURCE_EXHAUSTED, which the SDK then retries.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// How long a graceful shutdown waits for calls in flight before closing them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the servers behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeOptions {
@@ -138,9 +141,17 @@ pub async fn serve(
     shutdown.await;
     tracing::info!("shutting down: finishing calls in flight");
     let _ = stop_tx.send(true);
-    let joined = (user.await, node.await);
     reload.abort();
+    let (user_abort, node_abort) = (user.abort_handle(), node.abort_handle());
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { (user.await, node.await) }).await;
     core.audit().flush();
+    let Ok(joined) = drained else {
+        // A client that keeps a call open must not keep the manager alive forever.
+        tracing::warn!("calls still open after {DRAIN_TIMEOUT:?}; closing them");
+        user_abort.abort();
+        node_abort.abort();
+        return Ok(());
+    };
     for result in [joined.0, joined.1] {
         match result {
             Ok(Ok(())) => {}

@@ -1,0 +1,9 @@
+//! Integration tests of manta-manager: a real server on 127.0.0.1:0 over a real SQLite store
+//! in a temporary directory, called through manta-proto's generated clients.
+
+mod durability;
+mod harness;
+mod interop;
+mod process;
+mod tokens;
+mod user_api;
