@@ -1,9 +1,10 @@
 //! Workspace automation for Manta in Rust, run as `cargo xtask <command>`.
 //!
-//! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`.
+//! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`, `release`.
 
 mod codegen;
 mod layering;
+mod release;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +19,9 @@ usage: cargo xtask <command>
 commands:
   codegen [--check]   regenerate crates/manta-proto/src/generated from proto/ (or check it is fresh)
   layering            check crate dependencies against docs/ARCHITECTURE.md
-  ci [--no-test]      fmt check, clippy -D warnings, tests, codegen check, layering check";
+  ci [--no-test]      fmt check, clippy -D warnings, tests, codegen check, layering check
+  release [--version X.Y.Z] [--dry-run] [--out DIR]
+                      build release binaries and pack them with checksums into target/dist";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
         ["layering"] => layering::check(&root),
         ["ci"] => ci(&root, true),
         ["ci", "--no-test"] => ci(&root, false),
+        ["release", rest @ ..] => release::run(&root, &release::Options::parse(rest)?).map(|_| ()),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

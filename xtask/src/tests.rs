@@ -134,3 +134,59 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The release pipeline in dry-run mode packs an archive and a matching checksum file.
+#[test]
+fn release_dry_run_packs_and_checksums() {
+    let out = tempfile::tempdir().unwrap();
+    let options = crate::release::Options {
+        version: None,
+        dry_run: true,
+        out: Some(out.path().to_path_buf()),
+    };
+    let outcome = crate::release::run(&workspace_root(), &options).unwrap();
+    assert!(outcome.archive.is_file());
+    let name = outcome
+        .archive
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(name.starts_with("manta-0.1.0-"), "{name}");
+    let sums = std::fs::read_to_string(&outcome.checksums).unwrap();
+    let (digest, file) = sums.trim_end().split_once("  ").unwrap();
+    assert_eq!(file, name);
+    use sha2::Digest as _;
+    let actual = sha2::Sha256::digest(std::fs::read(&outcome.archive).unwrap());
+    let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest, actual);
+    let listing = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&outcome.archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for doc in ["README.md", "LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"] {
+        assert!(listing.contains(doc), "{doc} missing from {listing}");
+    }
+}
+
+#[test]
+fn release_refuses_a_version_without_changelog_entry() {
+    let err = crate::release::check_changelog("# Changelog\n\n## [0.1.0] - 2026-11-22\n", "0.2.0")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CHANGELOG.md has no entry for 0.2.0"), "{err}");
+    let err = crate::release::run(
+        &workspace_root(),
+        &crate::release::Options {
+            version: Some("1.2".into()),
+            dry_run: true,
+            out: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not a version of the form X.Y.Z"), "{err}");
+}

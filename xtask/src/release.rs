@@ -1,0 +1,217 @@
+//! `cargo xtask release [--version X.Y.Z] [--dry-run] [--out DIR]`: builds release binaries for
+//! the host target, packs them with the README, licences and changelog into a versioned
+//! `.tar.gz`, and writes SHA-256 checksums.
+//!
+//! `--dry-run` does everything except compiling: it checks the version and the changelog, and
+//! packs the archive with the binaries that are already built (listing the missing ones), so a
+//! test can exercise the whole pipeline in seconds.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// The binaries a release ships: (package, binary name).
+const BINARIES: &[(&str, &str)] = &[
+    ("manta-manager", "manta-manager"),
+    ("manta-node", "manta_node"),
+    ("manta-client", "manta"),
+];
+
+/// Files copied next to the binaries in every archive.
+const DOCS: &[&str] = &["README.md", "LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"];
+
+/// Parsed `release` arguments.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    pub(crate) version: Option<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) out: Option<PathBuf>,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[&str]) -> Result<Options> {
+        let mut options = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match *arg {
+                "--dry-run" => options.dry_run = true,
+                "--version" => {
+                    options.version = Some(
+                        args.next()
+                            .context("--version needs a value such as 0.1.0")?
+                            .to_string(),
+                    );
+                }
+                "--out" => {
+                    options.out = Some(PathBuf::from(
+                        args.next().context("--out needs a directory")?,
+                    ));
+                }
+                other => bail!(
+                    "unknown release option `{other}`; use --version X.Y.Z, --dry-run, --out DIR"
+                ),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// What a release run produced.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) archive: PathBuf,
+    pub(crate) checksums: PathBuf,
+    pub(crate) missing_binaries: Vec<String>,
+}
+
+/// The `version` of `[workspace.package]` in the root manifest.
+fn workspace_version(root: &Path) -> Result<String> {
+    let manifest = fs::read_to_string(root.join("Cargo.toml"))?;
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[workspace.package]";
+        } else if in_package && line.starts_with("version") {
+            if let Some(value) = line.split('"').nth(1) {
+                return Ok(value.to_owned());
+            }
+        }
+    }
+    bail!("Cargo.toml has no version in [workspace.package]")
+}
+
+/// A strict `MAJOR.MINOR.PATCH` (with an optional `-pre` suffix) check.
+fn check_version(version: &str) -> Result<()> {
+    let core = version.split_once('-').map_or(version, |(core, _)| core);
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        bail!("`{version}` is not a version of the form X.Y.Z (for example 0.2.0)");
+    }
+    Ok(())
+}
+
+/// Fails unless `CHANGELOG.md` has a `## [VERSION]` heading.
+pub(crate) fn check_changelog(changelog: &str, version: &str) -> Result<()> {
+    let heading = format!("## [{version}]");
+    if !changelog
+        .lines()
+        .any(|l| l.trim_start().starts_with(&heading))
+    {
+        bail!(
+            "CHANGELOG.md has no entry for {version}; add a `{heading} - YYYY-MM-DD` section before releasing"
+        );
+    }
+    Ok(())
+}
+
+/// The host target triple, from `rustc -vV`.
+fn host_target() -> Result<String> {
+    let output = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .context("running rustc -vV")?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("rustc -vV did not print a host target")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Runs the release pipeline.
+pub(crate) fn run(root: &Path, options: &Options) -> Result<Outcome> {
+    let version = match &options.version {
+        Some(v) => v.clone(),
+        None => workspace_version(root)?,
+    };
+    check_version(&version)?;
+    let changelog =
+        fs::read_to_string(root.join("CHANGELOG.md")).context("reading CHANGELOG.md")?;
+    check_changelog(&changelog, &version)?;
+    let target = host_target()?;
+
+    if !options.dry_run {
+        let mut args = vec!["build", "--release", "--locked"];
+        for (package, bin) in BINARIES {
+            args.extend(["-p", package, "--bin", bin]);
+        }
+        crate::cargo(root, &args)?;
+    }
+
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target/dist"));
+    let name = format!("manta-{version}-{target}");
+    let staging = out.join(&name);
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
+    }
+    fs::create_dir_all(staging.join("bin"))?;
+    for doc in DOCS {
+        fs::copy(root.join(doc), staging.join(doc)).with_context(|| format!("copying {doc}"))?;
+    }
+    let mut missing = Vec::new();
+    for (_, bin) in BINARIES {
+        let built = root.join("target/release").join(bin);
+        if built.is_file() {
+            fs::copy(&built, staging.join("bin").join(bin))?;
+        } else if options.dry_run {
+            missing.push((*bin).to_owned());
+        } else {
+            bail!(
+                "{} was not built; see the cargo output above",
+                built.display()
+            );
+        }
+    }
+
+    let archive = out.join(format!("{name}.tar.gz"));
+    let status = Command::new("tar")
+        .current_dir(&out)
+        .args(["--owner=0", "--group=0", "--numeric-owner", "-czf"])
+        .arg(&archive)
+        .arg(&name)
+        .status()
+        .context("running tar (is it installed?)")?;
+    if !status.success() {
+        bail!("tar failed to pack {}", archive.display());
+    }
+    fs::remove_dir_all(&staging)?;
+
+    let bytes = fs::read(&archive)?;
+    let checksums = out.join(format!("{name}.sha256"));
+    fs::write(
+        &checksums,
+        format!("{}  {name}.tar.gz\n", sha256_hex(&bytes)),
+    )?;
+    println!("release: {}", archive.display());
+    println!("release: {}", checksums.display());
+    if !missing.is_empty() {
+        println!(
+            "release (dry run): not built, so not packed: {}",
+            missing.join(", ")
+        );
+    }
+    Ok(Outcome {
+        archive,
+        checksums,
+        missing_binaries: missing,
+    })
+}
