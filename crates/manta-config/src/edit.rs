@@ -385,6 +385,21 @@ impl NodeTemplate {
     }
 }
 
+/// Imports an existing node configuration (`manta_node config init FILE.toml`): copies the
+/// text exactly as written, references unexpanded, to `dest` atomically with mode 0600.
+/// The source must parse as TOML (references allowed); `dest` is not replaced unless
+/// `overwrite` is set.
+pub fn import_node_config(src: &Path, dest: &Path, overwrite: bool) -> Result<(), ConfigError> {
+    let raw = fsutil::read_text(src, "check the path of the file to import")?;
+    ConfigDocument::parse_at(&raw, Some(src))?;
+    if !overwrite && dest.exists() {
+        return Err(ConfigError::AlreadyExists {
+            path: dest.to_owned(),
+        });
+    }
+    fsutil::write_atomic(dest, raw.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +502,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(":1:") && !err.contains("eyJsecret"), "{err}");
+    }
+
+    #[test]
+    fn import_copies_verbatim_with_0600_and_refuses_bad_or_existing_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("published.toml");
+        std::fs::write(&src, SEED).unwrap();
+        let dest = dir.path().join("nodes/prod.toml");
+        import_node_config(&src, &dest, false).unwrap();
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), SEED);
+        #[cfg(unix)]
+        assert_eq!(fsutil::mode_of(&dest).unwrap(), Some(0o600));
+        let err = import_node_config(&src, &dest, false).unwrap_err();
+        assert!(matches!(err, ConfigError::AlreadyExists { .. }), "{err}");
+        import_node_config(&src, &dest, true).unwrap();
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[identity\n").unwrap();
+        let other = dir.path().join("nodes/other.toml");
+        let err = import_node_config(&bad, &other, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml:1:"), "{err}");
+        assert!(!other.exists());
     }
 
     #[test]

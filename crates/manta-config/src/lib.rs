@@ -26,7 +26,7 @@ pub use client::{
     ResolvedToken, SecretStore, SelectedProfile, TokenLookup, TokenSource, read_credentials_token,
     save_credentials_token,
 };
-pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken};
+pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken, import_node_config};
 pub use env::Env;
 pub use error::{ConfigError, Location, Problem, Severity, SubstitutionErrorKind};
 pub use load::{LoadOptions, Loaded, load_file, load_str};
