@@ -8,6 +8,12 @@
 //! - [`load_file`] / [`load_str`]: the generic loader for any `serde` type (substitution,
 //!   located errors, "did you mean" for unknown keys, permission check for secret files).
 //! - [`Env`]: the environment, injectable so tests never touch the process environment.
+//! - [`NodeConfig`]: the node agent's file, with [`NodeConfig::validate`] giving the
+//!   published texts and hints as [`Problem`]s.
+//! - [`ConfigDocument`], [`NodeTemplate`], [`import_node_config`]: writing files back with
+//!   `${VAR}` references and comments kept, atomically and with mode 0600.
+//! - [`MantaHome`], [`NodeConfigRef`]: where files live (`MANTA_HOME`, `~/.manta`).
+//! - [`ClientConfig`], [`TokenLookup`]: client profiles and the token lookup chain.
 
 mod client;
 mod edit;
