@@ -198,7 +198,7 @@ impl fmt::Debug for ResolvedToken {
 }
 
 /// A secret store keyed by service and entry: the OS keyring in production
-/// ([`OsKeyring`], feature `keyring`), [`MemoryStore`] in tests.
+/// (`OsKeyring`, feature `keyring`), [`MemoryStore`] in tests.
 pub trait SecretStore: Send + Sync {
     /// The secret, `Ok(None)` when there is no such entry.
     fn get(&self, service: &str, entry: &str) -> Result<Option<SecretString>, ConfigError>;
