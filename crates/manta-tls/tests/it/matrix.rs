@@ -33,6 +33,8 @@ async fn good_mtls_exposes_the_client_identity_to_handlers() {
     ] {
         call(&uri, Some(&client)).await.unwrap();
     }
+    // The endpoint dials http:// (see `endpoint`) but must announce https, as the SDK does.
+    assert_eq!(*server.schemes.lock().unwrap(), ["https", "https"]);
     let seen = server.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     for info in seen {
@@ -53,6 +55,7 @@ async fn plaintext_h2c_without_tls() {
         .await
         .unwrap();
     let info = server.seen.lock().unwrap()[0].clone().unwrap();
+    assert_eq!(*server.schemes.lock().unwrap(), ["http"]);
     assert!(!info.is_tls());
     assert!(info.identity().is_none());
 }

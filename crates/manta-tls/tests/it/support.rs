@@ -128,6 +128,8 @@ pub(crate) fn client_folder(dir: &Path, leaf: &Leaf, server_ca: &Ca) {
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     pub(crate) seen: Arc<Mutex<Vec<Option<PeerInfo>>>>,
+    /// The `:scheme` of each request, as the HTTP/2 server saw it.
+    pub(crate) schemes: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -153,14 +155,28 @@ pub(crate) async fn serve(tls: Option<&ServerTls>) -> TestServer {
             .push(PeerInfo::from_request(&req).cloned());
         Ok(req)
     });
+    let schemes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record_scheme = Arc::clone(&schemes);
+    let scheme_layer =
+        tower::util::MapRequestLayer::new(move |req: http::Request<tonic::body::Body>| {
+            let scheme = req.uri().scheme_str().unwrap_or("").to_owned();
+            record_scheme.lock().unwrap().push(scheme);
+            req
+        });
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .layer(scheme_layer)
             .add_service(svc)
             .serve_with_incoming(incoming)
             .await
             .unwrap();
     });
-    TestServer { addr, seen, task }
+    TestServer {
+        addr,
+        seen,
+        schemes,
+        task,
+    }
 }
 
 /// One health check over `channel`.
