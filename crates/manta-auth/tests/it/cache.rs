@@ -84,3 +84,27 @@ fn removing_a_key_empties_the_cache_and_size_is_bounded() {
         Err(Error::UnknownKey)
     ));
 }
+
+#[test]
+fn a_forged_token_reusing_a_cached_signature_is_not_a_hit() {
+    use base64::Engine as _;
+    let f = ed_fixture();
+    let t = f
+        .issuer
+        .issue(&TokenRequest::new(TokenKind::UserAccess, "alice"))
+        .unwrap()
+        .token;
+    let cache = CachingVerifier::new(f.verifier, 8);
+    cache
+        .verify(t.expose_secret(), TokenKind::UserAccess)
+        .unwrap();
+    let p: Vec<&str> = t.expose_secret().split('.').collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(p[1]).unwrap()).unwrap();
+    claims["permissions"] = serde_json::json!(["admin:*"]);
+    let forged = format!("{}.{}.{}", p[0], b64.encode(claims.to_string()), p[2]);
+    assert!(matches!(
+        cache.verify(&forged, TokenKind::UserAccess),
+        Err(Error::BadSignature)
+    ));
+}
