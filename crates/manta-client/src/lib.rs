@@ -2,3 +2,31 @@
 //!
 //! It sits on top of the auth, config and TLS crates and talks to a manager over gRPC. It must
 //! not leak `tonic::Status` or any token through its public API.
+//!
+//! - [`UserApi`] (async) and [`blocking::UserApi`]: the seed's `UserAPI(token, host, port)`,
+//!   with [`UserApiBuilder`] for mTLS (`cert_folder`), timeouts, refresh and retry policy.
+//! - [`Error`]: one error enum (`Authentication`, `TokenExpired`, `PermissionDenied`, ...).
+//! - [`audit`]: the opt-in audit trail (`audit::init_file("manta_api_audit.log")`).
+//! - [`cli`]: the `manta` command, runnable in-process.
+//!
+//! See `docs/client.md` and `docs/cli.md`.
+
+mod api;
+pub mod audit;
+pub mod blocking;
+pub mod cli;
+mod error;
+mod redact;
+mod refresh;
+mod types;
+
+pub use api::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Resolved, RetryPolicy, UserApi, UserApiBuilder,
+};
+pub use error::{Error, Result};
+pub use manta_auth::RefreshConfig;
+pub use redact::redact_jwts;
+pub use types::{
+    ApiTokenInfo, Cluster, CreatedApiToken, ModuleSpec, Quotas, ResultRecord, Swarm, SwarmSpec,
+    TaskSpec, User,
+};

@@ -1,0 +1,647 @@
+//! What each `manta` command does, on top of [`crate::UserApi`] and manta-config.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use clap::CommandFactory as _;
+use manta_config::{
+    ClientConfig, ConfigDocument, ConfigError, KEYRING_ENTRY, KEYRING_SERVICE, MantaHome,
+    SelectedProfile, TokenSource,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Context;
+use super::args::{
+    ClusterCommand, Command, Global, LoginArgs, ProfileCommand, Store, SwarmCommand, TokenCommand,
+};
+use crate::api::{UserApi, UserApiBuilder};
+use crate::error::{Error, Result};
+use crate::types::{ModuleSpec, SwarmSpec, TaskSpec};
+
+type Out<'a> = &'a mut dyn Write;
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::Io {
+        path: "standard output".into(),
+        source: e,
+    }
+}
+
+fn print_json(out: Out<'_>, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Setting {
+        message: format!("cannot render JSON: {e}"),
+    })?;
+    writeln!(out, "{text}").map_err(io_err)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    // Our output types are plain structs of strings and numbers; serialization cannot fail.
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::Setting {
+            message: "manta_client::cli::run cannot run inside a tokio runtime; call it from a plain thread".into(),
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Setting {
+            message: format!("cannot start the runtime: {e}"),
+        })?;
+    let g = &cli.global;
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut super::Cli::command(), "manta", out);
+            Ok(())
+        }
+        Command::Profile(p) => profile(p, g, ctx, out),
+        Command::Token(TokenCommand::Inspect { token }) => inspect(token, g, ctx, out),
+        Command::Login(args) => runtime.block_on(login(args, g, ctx, out)),
+        command => runtime.block_on(connected(command, g, ctx, out)),
+    }
+}
+
+fn home(ctx: &Context<'_>) -> Result<MantaHome> {
+    Ok(MantaHome::from_env(&ctx.env)?)
+}
+
+fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<SelectedProfile> {
+    let config = ClientConfig::load(home, &ctx.env)?;
+    let mut selected = config.select(g.profile.as_deref(), &ctx.env, &home.client_config())?;
+    if let Some(h) = &g.host {
+        selected.profile.host.clone_from(h);
+    }
+    if let Some(p) = g.port {
+        selected.profile.port = p;
+    }
+    if let Some(c) = &g.cert_folder {
+        selected.profile.cert_folder = Some(c.clone());
+    }
+    Ok(selected)
+}
+
+fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
+    UserApiBuilder::for_profile(&selected.profile)
+        .timeout(Duration::from_secs(g.timeout.max(1)))
+        .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")))
+}
+
+/// The API for the selected profile with the token from the chain, and the token's source.
+fn connect(g: &Global, ctx: &Context<'_>) -> Result<(UserApi, TokenSource, MantaHome)> {
+    let home = home(ctx)?;
+    let selected = select(g, ctx, &home)?;
+    let mut lookup = manta_config::TokenLookup::new(&ctx.env, &home);
+    lookup.profile = Some(&selected.profile);
+    lookup.store = Some(ctx.store);
+    let resolved = lookup.resolve()?;
+    tracing::debug!(profile = %selected.name, source = %resolved.source, "using token");
+    let api = builder(g, &selected).token(resolved.token).build()?;
+    Ok((api, resolved.source, home))
+}
+
+fn store_token(
+    store: Store,
+    token: &SecretString,
+    ctx: &Context<'_>,
+    home: &MantaHome,
+) -> Result<String> {
+    match store {
+        Store::Keyring => {
+            ctx.store.set(KEYRING_SERVICE, KEYRING_ENTRY, token)?;
+            Ok(format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"))
+        }
+        Store::File => {
+            std::fs::create_dir_all(home.root()).map_err(|source| Error::Io {
+                path: home.root().to_owned(),
+                source,
+            })?;
+            let path = manta_config::save_credentials_token(home, token)?;
+            Ok(path.display().to_string())
+        }
+    }
+}
+
+fn read_line(ctx: &mut Context<'_>, what: &str) -> Result<String> {
+    let mut line = String::new();
+    ctx.stdin.read_line(&mut line).map_err(|source| Error::Io {
+        path: "standard input".into(),
+        source,
+    })?;
+    let value = line.trim_end_matches(['\n', '\r']).to_owned();
+    zeroize::Zeroize::zeroize(&mut line);
+    if value.is_empty() {
+        return Err(Error::InvalidArgument {
+            message: format!("no {what} on standard input"),
+        });
+    }
+    Ok(value)
+}
+
+/// Turns terminal echo off (or on) with `stty`, which needs no unsafe code or extra crate.
+fn echo(on: bool) {
+    let _ = std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(std::process::Stdio::inherit())
+        .status();
+}
+
+async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
+    let home = home(ctx)?;
+    let selected = select(g, ctx, &home)?;
+    let username = match args.username {
+        Some(u) => u,
+        None if args.password_stdin => {
+            return Err(Error::InvalidArgument {
+                message: "with --password-stdin, give the user name with --username".into(),
+            });
+        }
+        None => {
+            eprint!("username: ");
+            read_line(ctx, "user name")?
+        }
+    };
+    let password = if args.password_stdin {
+        SecretString::from(read_line(ctx, "password")?)
+    } else if ctx.stdin_is_terminal {
+        eprint!("password for {username}: ");
+        echo(false);
+        let p = read_line(ctx, "password");
+        echo(true);
+        eprintln!();
+        SecretString::from(p?)
+    } else {
+        return Err(Error::InvalidArgument {
+            message:
+                "standard input is not a terminal; pass --password-stdin and pipe the password"
+                    .into(),
+        });
+    };
+    let api = builder(g, &selected).sign_in(&username, &password).await?;
+    let place = store_token(args.store, &api.token(), ctx, &home)?;
+    if g.json {
+        print_json(
+            out,
+            &json!({"username": username, "profile": selected.name, "stored_in": place}),
+        )
+    } else {
+        writeln!(
+            out,
+            "signed in as {username} ({}:{}); token stored in {place}",
+            selected.profile.host, selected.profile.port
+        )
+        .map_err(io_err)
+    }
+}
+
+fn forget(source: &TokenSource, ctx: &Context<'_>, home: &MantaHome) -> Result<Option<String>> {
+    match source {
+        TokenSource::Keyring { service, entry } => {
+            ctx.store.delete(service, entry)?;
+            Ok(Some(format!("keyring {service}/{entry}")))
+        }
+        TokenSource::CredentialsFile { path } => {
+            // manta-config has no "remove token" helper; an empty token reads as "none".
+            manta_config::save_credentials_token(home, &SecretString::from(""))?;
+            Ok(Some(path.display().to_string()))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn when(secs: Option<u64>) -> String {
+    secs.map_or_else(|| "-".to_owned(), |s| format!("{s} (unix)"))
+}
+
+fn left(exp: Option<u64>) -> String {
+    let Some(exp) = exp else {
+        return "never".into();
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if exp <= now {
+        return "expired".into();
+    }
+    let s = exp - now;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+async fn connected(
+    command: Command,
+    g: &Global,
+    ctx: &mut Context<'_>,
+    out: Out<'_>,
+) -> Result<()> {
+    let (api, source, home) = connect(g, ctx)?;
+    match command {
+        Command::Logout => {
+            let server = api.logout().await;
+            let forgotten = forget(&source, ctx, &home)?;
+            let where_ = forgotten
+                .unwrap_or_else(|| format!("nothing stored ({source} is not managed by manta)"));
+            match server {
+                Ok(_) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) => {
+                    writeln!(out, "logged out; removed the token from {where_}").map_err(io_err)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Command::Whoami => {
+            let user = api.get_user().await?;
+            let exp = manta_auth::inspect(api.token().expose_secret())
+                .ok()
+                .and_then(|i| i.claims.exp);
+            if g.json {
+                let mut v = to_json(&user);
+                v["token_source"] = json!(source.to_string());
+                v["token_expires_at"] = json!(exp);
+                print_json(out, &v)
+            } else {
+                writeln!(
+                    out,
+                    "{} (id {})\nscopes: {}\ntoken: {source}, expires in {}",
+                    user.username,
+                    user.id,
+                    if user.scopes.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        user.scopes.join(" ")
+                    },
+                    left(exp),
+                )
+                .map_err(io_err)
+            }
+        }
+        Command::Token(t) => token(t, &api, &source, g, ctx, &home, out).await,
+        Command::Cluster(c) => cluster(c, &api, g, out).await,
+        Command::Swarm(s) => swarm(s, &api, g, out).await,
+        Command::Login(_) | Command::Profile(_) | Command::Completions { .. } => Ok(()),
+    }
+}
+
+async fn token(
+    t: TokenCommand,
+    api: &UserApi,
+    source: &TokenSource,
+    g: &Global,
+    ctx: &Context<'_>,
+    home: &MantaHome,
+    out: Out<'_>,
+) -> Result<()> {
+    match t {
+        TokenCommand::Refresh => {
+            let new = api.refresh_now().await?;
+            let exp = manta_auth::inspect(new.expose_secret())
+                .ok()
+                .and_then(|i| i.claims.exp);
+            let stored = match source {
+                TokenSource::Keyring { .. } => Some(store_token(Store::Keyring, &new, ctx, home)?),
+                TokenSource::CredentialsFile { .. } => {
+                    Some(store_token(Store::File, &new, ctx, home)?)
+                }
+                _ => None,
+            };
+            match stored {
+                Some(place) => writeln!(
+                    out,
+                    "token refreshed; expires in {}; stored in {place}",
+                    left(exp)
+                )
+                .map_err(io_err),
+                // The old token came from the environment: print the new one for the caller
+                // to put there (the caller asked for it; it is not logged).
+                None => writeln!(out, "{}", new.expose_secret()).map_err(io_err),
+            }
+        }
+        TokenCommand::Create { name, scopes, ttl } => {
+            let scopes: Vec<String> = scopes
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(str::to_owned)
+                .collect();
+            let created = api
+                .create_api_token(&name, &scopes, ttl.map(Duration::from_secs))
+                .await?;
+            if g.json {
+                let mut v = to_json(&created.info);
+                v["token"] = json!(created.token.expose_secret());
+                print_json(out, &v)
+            } else {
+                writeln!(out, "{}", created.token.expose_secret()).map_err(io_err)?;
+                eprintln!(
+                    "created API token {} ({}); it is shown only once, store it now",
+                    created.info.id, created.info.name
+                );
+                Ok(())
+            }
+        }
+        TokenCommand::List { all } => {
+            let list = api.list_api_tokens(all).await?;
+            if g.json {
+                return print_json(out, &to_json(&list));
+            }
+            writeln!(
+                out,
+                "{:<34} {:<20} {:<10} {:<8} SCOPES",
+                "ID", "NAME", "EXPIRES", "STATE"
+            )
+            .map_err(io_err)?;
+            for t in list {
+                let state = if t.revoked { "revoked" } else { "active" };
+                writeln!(
+                    out,
+                    "{:<34} {:<20} {:<10} {:<8} {}",
+                    t.id,
+                    t.name,
+                    left(t.expires_at),
+                    state,
+                    t.scopes.join(" ")
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            api.revoke_api_token(&id).await?;
+            writeln!(out, "revoked API token {id}").map_err(io_err)
+        }
+        TokenCommand::Inspect { .. } => Ok(()),
+    }
+}
+
+fn inspect(token: Option<String>, g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
+    let (token, source) = match token.as_deref() {
+        Some("-") => (
+            SecretString::from(read_line(ctx, "token")?.trim().to_owned()),
+            "standard input".to_owned(),
+        ),
+        Some(t) => (SecretString::from(t.to_owned()), "argument".to_owned()),
+        None => {
+            let home = home(ctx)?;
+            let selected = select(g, ctx, &home)?;
+            let mut lookup = manta_config::TokenLookup::new(&ctx.env, &home);
+            lookup.profile = Some(&selected.profile);
+            lookup.store = Some(ctx.store);
+            let r = lookup.resolve()?;
+            (r.token, r.source.to_string())
+        }
+    };
+    let seen = manta_auth::inspect(token.expose_secret()).map_err(Error::Token)?;
+    let c = &seen.claims;
+    let scopes = seen.scopes().map_or_else(
+        |_| c.permissions.clone(),
+        |s| s.scopes().iter().map(ToString::to_string).collect(),
+    );
+    if g.json {
+        return print_json(
+            out,
+            &json!({
+                "source": source,
+                "verified": false,
+                "header": {"alg": seen.header.alg.to_string(), "kid": seen.header.kid, "typ": seen.header.typ},
+                "claims": to_json(c),
+                "kind": c.kind.map(|k| k.to_string()),
+                "scopes": scopes,
+                "time_left": left(c.exp),
+            }),
+        );
+    }
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    writeln!(
+        out,
+        "token from {source} (NOT verified: decoded only)\n\
+         header: alg={} kid={} typ={}\n\
+         kind:    {}\nsubject: {}\nissuer:  {}\naudience: {}\nid (jti): {}\n\
+         issued:  {}\nexpires: {}\ntime left: {}\nscopes:  {}",
+        seen.header.alg,
+        opt(&seen.header.kid),
+        opt(&seen.header.typ),
+        c.kind.map_or_else(|| "-".to_owned(), |k| k.to_string()),
+        opt(&c.sub),
+        opt(&c.iss),
+        if c.aud.0.is_empty() {
+            "-".to_owned()
+        } else {
+            c.aud.0.join(" ")
+        },
+        opt(&c.jti),
+        when(c.iat),
+        when(c.exp),
+        left(c.exp),
+        if scopes.is_empty() {
+            "-".to_owned()
+        } else {
+            scopes.join(" ")
+        },
+    )
+    .map_err(io_err)
+}
+
+fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Result<()> {
+    let home = home(ctx)?;
+    let path = home.client_config();
+    let config = ClientConfig::load(&home, &ctx.env)?;
+    match p {
+        ProfileCommand::List => {
+            let current = config
+                .select(g.profile.as_deref(), &ctx.env, &path)
+                .ok()
+                .map(|s| s.name);
+            if g.json {
+                let list: Vec<_> = config
+                    .profiles
+                    .iter()
+                    .map(|(name, p)| {
+                        json!({"name": name, "host": p.host, "port": p.port, "token_env": p.token_variable(),
+                               "cert_folder": p.cert_folder, "current": current.as_deref() == Some(name)})
+                    })
+                    .collect();
+                return print_json(out, &json!(list));
+            }
+            if config.profiles.is_empty() {
+                writeln!(out, "no profiles in {}; the built-in default is localhost:50052 (add [profiles.NAME] tables)", path.display())
+                    .map_err(io_err)?;
+                return Ok(());
+            }
+            for (name, p) in &config.profiles {
+                let mark = if current.as_deref() == Some(name) {
+                    "*"
+                } else {
+                    " "
+                };
+                let tls = match (&p.cert_folder, p.port) {
+                    (Some(f), _) => format!("mTLS {}", f.display()),
+                    (None, 443) => "TLS".to_owned(),
+                    (None, _) => "plaintext".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{mark} {name:<12} {}:{:<6} {tls:<20} token from ${}",
+                    p.host,
+                    p.port,
+                    p.token_variable()
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        ProfileCommand::Use { name } => {
+            // Refuses unknown names with the list of available ones and a suggestion.
+            config.select(Some(&name), &ctx.env, &path)?;
+            let mut doc = match ConfigDocument::open(&path) {
+                Ok(d) => d,
+                Err(ConfigError::NotFound { .. }) => ConfigDocument::parse("")?,
+                Err(e) => return Err(e.into()),
+            };
+            doc.set_str("default_profile", &name)?;
+            doc.save(&path)?;
+            writeln!(out, "default profile is now {name} ({})", path.display()).map_err(io_err)
+        }
+    }
+}
+
+async fn cluster(c: ClusterCommand, api: &UserApi, g: &Global, out: Out<'_>) -> Result<()> {
+    match c {
+        ClusterCommand::List => ids(out, g, &api.list_clusters().await?),
+        ClusterCommand::Get { id } => show_cluster(out, g, &api.get_cluster(&id).await?),
+        ClusterCommand::Start { id } => show_cluster(out, g, &api.start_cluster(&id).await?),
+        ClusterCommand::Create { name } => {
+            let id = api.create_cluster(name.as_deref()).await?;
+            if g.json {
+                print_json(out, &json!({"cluster_id": id}))
+            } else {
+                writeln!(out, "{id}").map_err(io_err)
+            }
+        }
+        ClusterCommand::Stop { id } => {
+            let msg = api.stop_cluster(&id).await?;
+            writeln!(out, "{msg}").map_err(io_err)
+        }
+    }
+}
+
+fn ids(out: Out<'_>, g: &Global, ids: &[String]) -> Result<()> {
+    if g.json {
+        return print_json(out, &json!(ids));
+    }
+    for id in ids {
+        writeln!(out, "{id}").map_err(io_err)?;
+    }
+    Ok(())
+}
+
+fn show_cluster(out: Out<'_>, g: &Global, c: &crate::types::Cluster) -> Result<()> {
+    if g.json {
+        return print_json(out, &to_json(c));
+    }
+    writeln!(
+        out,
+        "{} {} {} nodes at {}:{}",
+        c.id, c.name, c.status, c.node_host, c.node_port
+    )
+    .map_err(io_err)
+}
+
+/// The swarm file: like [`SwarmSpec`], with each module's program read from a file
+/// relative to the swarm file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwarmFile {
+    name: String,
+    #[serde(default)]
+    max_iteration: Option<u32>,
+    tasks: Vec<TaskFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskFile {
+    alias: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    after: Vec<String>,
+    module: ModuleFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleFile {
+    name: String,
+    image: String,
+    program: std::path::PathBuf,
+    #[serde(default)]
+    datasets: Vec<String>,
+}
+
+fn read_swarm(path: &std::path::Path) -> Result<SwarmSpec> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let file: SwarmFile = serde_json::from_str(&text).map_err(|e| Error::InvalidArgument {
+        message: format!(
+            "{}: {e}; see docs/cli.md for the swarm file format",
+            path.display()
+        ),
+    })?;
+    let base = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let mut tasks = Vec::with_capacity(file.tasks.len());
+    for t in file.tasks {
+        let program_path = base.join(&t.module.program);
+        let program = std::fs::read(&program_path).map_err(|source| Error::Io {
+            path: program_path,
+            source,
+        })?;
+        let mut module = ModuleSpec::new(t.module.name, t.module.image, program);
+        module.datasets = t.module.datasets;
+        let mut task = TaskSpec::new(t.alias, module);
+        if let Some(m) = t.method {
+            task.method = m;
+        }
+        task.after = t.after;
+        tasks.push(task);
+    }
+    let mut spec = SwarmSpec::new(file.name, tasks);
+    spec.max_iteration = file.max_iteration;
+    Ok(spec)
+}
+
+async fn swarm(s: SwarmCommand, api: &UserApi, g: &Global, out: Out<'_>) -> Result<()> {
+    match s {
+        SwarmCommand::Deploy { cluster, file } => {
+            let spec = read_swarm(&file)?;
+            let swarm = api.deploy_swarm(&cluster, &spec).await?;
+            show_swarm(out, g, &swarm)
+        }
+        SwarmCommand::Stop { id } => {
+            let msg = api.stop_swarm(&id).await?;
+            writeln!(out, "{msg}").map_err(io_err)
+        }
+        SwarmCommand::List => ids(out, g, &api.list_swarms().await?),
+        SwarmCommand::Get { id } => show_swarm(out, g, &api.get_swarm(&id).await?),
+    }
+}
+
+fn show_swarm(out: Out<'_>, g: &Global, s: &crate::types::Swarm) -> Result<()> {
+    if g.json {
+        return print_json(out, &to_json(s));
+    }
+    writeln!(
+        out,
+        "{} {} {} on cluster {}",
+        s.id, s.name, s.status, s.cluster_id
+    )
+    .map_err(io_err)
+}

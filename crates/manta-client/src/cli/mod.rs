@@ -1,0 +1,168 @@
+//! The `manta` command, as a library: [`run`] takes the arguments and the output streams
+//! and returns the exit code, so tests run it in-process; [`run_with`] also takes the
+//! environment, the secret store, standard input and the log writer.
+//!
+//! Exit codes: 0 success, 1 other failure, 2 usage or invalid argument, 3 authentication
+//! (no token, refused or expired token, wrong password), 4 permission denied, 5 not found,
+//! 6 manager unreachable or timed out, 7 configuration or TLS, 8 not implemented by the
+//! manager.
+
+mod args;
+mod commands;
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use manta_config::{Env, SecretStore};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use crate::error::Error;
+
+pub(crate) use args::Cli;
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// Any failure without a more specific code.
+pub const EXIT_FAILURE: u8 = 1;
+/// Bad command line or invalid argument.
+pub const EXIT_USAGE: u8 = 2;
+/// Not signed in, token refused or expired, wrong credentials.
+pub const EXIT_AUTH: u8 = 3;
+/// Signed in but lacking the scope.
+pub const EXIT_PERMISSION: u8 = 4;
+/// No such resource.
+pub const EXIT_NOT_FOUND: u8 = 5;
+/// The manager cannot be reached or did not answer in time.
+pub const EXIT_UNAVAILABLE: u8 = 6;
+/// Configuration, credentials file or TLS problem.
+pub const EXIT_CONFIG: u8 = 7;
+/// The manager does not implement the call.
+pub const EXIT_UNIMPLEMENTED: u8 = 8;
+
+/// What the command reads besides its arguments. Tests give their own; [`run`] uses the
+/// process environment, the OS keyring, the real standard input and standard error.
+pub struct Context<'a> {
+    /// The environment (MANTA_HOME, MANTA_ENV, MANTA_TOKEN, profile variables).
+    pub env: Env,
+    /// The keyring (last step of the token chain; where `login` stores by default).
+    pub store: &'a dyn SecretStore,
+    /// Standard input (passwords with `--password-stdin`, tokens with `inspect -`).
+    pub stdin: &'a mut dyn BufRead,
+    /// Whether standard input is a terminal (then passwords are asked without echo).
+    pub stdin_is_terminal: bool,
+    /// Where log lines go.
+    pub log: BoxMakeWriter,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("stdin_is_terminal", &self.stdin_is_terminal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The exit code for an error.
+#[must_use]
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Authentication { .. } | Error::TokenExpired { .. } => EXIT_AUTH,
+        Error::Config(manta_config::ConfigError::NoToken { .. }) => EXIT_AUTH,
+        Error::PermissionDenied { .. } => EXIT_PERMISSION,
+        Error::NotFound { .. } => EXIT_NOT_FOUND,
+        Error::InvalidArgument { .. } | Error::Setting { .. } | Error::Token(_) => EXIT_USAGE,
+        Error::Unavailable { .. } | Error::Timeout { .. } | Error::RateLimited { .. } => {
+            EXIT_UNAVAILABLE
+        }
+        Error::Config(_) | Error::Tls(_) => EXIT_CONFIG,
+        Error::Unimplemented { .. } => EXIT_UNIMPLEMENTED,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// The process entry point used by `main`: real arguments, streams, environment and keyring.
+#[must_use]
+pub fn main() -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    run(std::env::args_os(), &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// Runs `manta` with `args` (the first is the program name) writing to `out` and `err`,
+/// with the process environment, the OS keyring and the real standard input.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use std::io::IsTerminal as _;
+    let stdin = std::io::stdin();
+    let is_terminal = stdin.is_terminal();
+    let mut lock = stdin.lock();
+    let store = manta_config::OsKeyring;
+    let mut ctx = Context {
+        env: Env::process(),
+        store: &store,
+        stdin: &mut lock,
+        stdin_is_terminal: is_terminal,
+        log: BoxMakeWriter::new(std::io::stderr),
+    };
+    run_with(args, &mut ctx, out, err)
+}
+
+/// As [`run`] with an explicit [`Context`].
+pub fn run_with<I, T>(
+    args: I,
+    ctx: &mut Context<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() {
+                err.write_all(text.as_bytes())
+            } else {
+                out.write_all(text.as_bytes())
+            };
+            return ExitCode::from(code);
+        }
+    };
+    let log = std::mem::replace(&mut ctx.log, BoxMakeWriter::new(std::io::sink));
+    let subscriber = subscriber(&cli, &ctx.env, log);
+    let result =
+        tracing::subscriber::with_default(subscriber, || commands::dispatch(cli, ctx, out));
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn subscriber(cli: &Cli, env: &Env, log: BoxMakeWriter) -> impl tracing::Subscriber + Send + Sync {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = match cli.global.verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let filter = env
+        .get_non_empty("MANTA_LOG")
+        .and_then(|f| EnvFilter::try_new(f.as_str()).ok())
+        .unwrap_or_else(|| EnvFilter::default().add_directive(level.into()));
+    tracing_subscriber::fmt()
+        .with_writer(log)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .finish()
+}
