@@ -215,6 +215,12 @@ pub fn status_of(err: &Error) -> Status {
 
 /// The peer address and, under mTLS, the verified client certificate identity.
 pub(crate) fn peer_of(ext: &http::Extensions) -> (Option<String>, Option<String>) {
+    if let Some(info) = ext.get::<manta_tls::PeerInfo>() {
+        return (
+            info.remote_addr().map(|a| a.to_string()),
+            info.identity().map(ToString::to_string),
+        );
+    }
     if let Some(info) = ext.get::<tonic::transport::server::TcpConnectInfo>() {
         return (info.remote_addr().map(|a| a.to_string()), None);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::error::{Error, Result};
 use crate::identity::Core;
 use crate::keys::{Authority, rotate};
@@ -386,13 +386,12 @@ fn run_server(
 ) -> Result<()> {
     let user_addr = args.user_listen.unwrap_or(ctx.config.listen.user_api);
     let node_addr = args.node_listen.unwrap_or(ctx.config.listen.node_api);
-    if ctx.config.tls.is_some() {
-        return Err(Error::Config(
-            "[tls] is not supported by this build yet; remove it and terminate TLS in front of \
-             the manager"
-                .into(),
-        ));
-    }
+    let tls = ctx
+        .config
+        .tls
+        .as_ref()
+        .map(TlsConfig::server_tls)
+        .transpose()?;
     let options = ServeOptions {
         max_message_bytes: ctx.config.listen.max_message_bytes,
         authorization: !args.danger_disable_authorization,
@@ -430,7 +429,7 @@ fn run_server(
             writeln!(out, "{b}").map_err(io_err)?;
         }
         out.flush().map_err(io_err)?;
-        serve(core, user, node, options, shutdown_signal()).await
+        serve(core, user, node, options, tls, shutdown_signal()).await
     })?;
     drop(ctx);
     Ok(())
@@ -747,7 +746,7 @@ mod tests {
                 .unwrap()
                 .contains("cluster:*")
         );
-        let err = exec(d, &["user", "set-scopes", "ops", "bad scope"], "").unwrap_err();
+        let err = exec(d, &["user", "set-scopes", "ops", "user:read:x"], "").unwrap_err();
         assert!(err.to_string().contains("resource:action"), "{err}");
         let out = exec(d, &["keys", "rotate"], "").unwrap();
         assert!(out.starts_with("new signing key"), "{out}");

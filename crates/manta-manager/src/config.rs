@@ -156,6 +156,23 @@ fn default_client_auth() -> String {
     "none".into()
 }
 
+impl TlsConfig {
+    /// Loads the certificate folder through manta-tls.
+    pub fn server_tls(&self) -> Result<manta_tls::ServerTls> {
+        let auth = match self.client_auth.as_str() {
+            "none" => manta_tls::ClientAuth::None,
+            "optional" => manta_tls::ClientAuth::Optional,
+            "required" => manta_tls::ClientAuth::Required,
+            other => {
+                return Err(Error::Config(format!(
+                    "tls.client_auth {other:?} is not supported; use \"none\", \"optional\" or \"required\""
+                )));
+            }
+        };
+        manta_tls::ServerTls::from_folder(&self.cert_folder, auth).map_err(Error::Tls)
+    }
+}
+
 impl Config {
     /// Loads a file through manta-config: `${VAR}` substitution, located errors, and a
     /// permission check when the HS256 secret is written in the file itself.

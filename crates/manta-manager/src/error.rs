@@ -99,6 +99,9 @@ pub enum Error {
     /// An API token cannot be refreshed.
     #[error("this token cannot be refreshed (api tokens have a fixed lifetime); create a new one")]
     NotRefreshable,
+    /// TLS material could not be loaded.
+    #[error("tls setup failed: {0}")]
+    Tls(#[source] manta_tls::TlsError),
     /// The gRPC server could not start or stopped with an error.
     #[error("server failed: {0}; check that the address is free and reachable")]
     Server(String),

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::AuditSink;
 use crate::error::{Error, Result};
-use crate::keys::{Authority, Claims, TokenProblem};
+use crate::keys::{Authority, TokenProblem};
 use crate::password::{check_new_password, hash_password, verify_password};
 use crate::ratelimit::{SignInLimiter, SignInLimits, Throttled};
 use crate::scopes;
@@ -253,11 +253,11 @@ impl Core {
             .store
             .token_state(&claims.jti)?
             .ok_or(Error::Token(TokenProblem::NotIssued))?;
-        if state.revoked && !state.session_revoked {
-            return Err(Error::Token(TokenProblem::Revoked));
-        }
         if state.session_revoked {
             return Err(Error::Token(TokenProblem::SessionRevoked));
+        }
+        if state.revoked {
+            return Err(Error::Token(TokenProblem::Revoked));
         }
         if state
             .tokens_not_before
@@ -265,25 +265,20 @@ impl Core {
         {
             return Err(Error::Token(TokenProblem::SubjectRevoked));
         }
-        let kind = if claims.kind == "api" {
-            TokenKind::Api
-        } else {
-            TokenKind::Access
-        };
         let effective = claims
-            .scopes()
+            .scopes
             .into_iter()
             .filter(|s| scopes::any_covers(&state.user_scopes, s))
             .collect();
-        if kind == TokenKind::Api {
+        if claims.kind == TokenKind::Api {
             self.audit.used(&claims.jti, now_secs());
         }
         Ok(Caller {
             user_id: claims.sub,
             token_id: claims.jti,
-            kind,
+            kind: claims.kind,
             scopes: effective,
-            session_id: claims.sid,
+            session_id: state.session_id,
             expires_at: claims.exp,
         })
     }
@@ -365,37 +360,49 @@ impl Core {
         session: &SessionRecord,
         now: i64,
     ) -> Result<IssuedToken> {
-        let expires_at = (now + secs(self.lifetimes.access)).min(session.expires_at);
-        self.issue(TokenRecord {
-            jti: new_id(),
-            user_id: user.id.clone(),
-            kind: TokenKind::Access,
-            name: None,
-            scopes: user.scopes.clone(),
-            session_id: Some(session.id.clone()),
-            issued_at: now,
-            expires_at,
-            last_used_at: None,
-            revoked_at: None,
-        })
+        let end = (now + secs(self.lifetimes.access)).min(session.expires_at);
+        let lifetime = Duration::from_secs(u64::try_from(end - now).unwrap_or(0).max(1));
+        self.issue(
+            TokenKind::Access,
+            user,
+            None,
+            user.scopes.clone(),
+            Some(session.id.clone()),
+            lifetime,
+        )
     }
 
-    /// Records the token durably, then signs it: a token is never handed out unrecorded.
-    fn issue(&self, record: TokenRecord) -> Result<IssuedToken> {
-        self.store.record_token(&record)?;
-        let claims = Claims {
-            iss: self.authority.issuer().to_owned(),
-            sub: record.user_id.clone(),
-            exp: record.expires_at,
-            iat: record.issued_at,
-            nbf: record.issued_at,
-            jti: record.jti.clone(),
-            scope: record.scopes.join(" "),
-            kind: record.kind.as_str().to_owned(),
-            sid: record.session_id.clone(),
+    /// Signs a token, then records it durably before anyone sees it: a token is never handed
+    /// out unrecorded, so a crash cannot leave a valid token the store does not know.
+    fn issue(
+        &self,
+        kind: TokenKind,
+        user: &UserRecord,
+        name: Option<String>,
+        token_scopes: Vec<String>,
+        session_id: Option<String>,
+        lifetime: Duration,
+    ) -> Result<IssuedToken> {
+        let signed = self
+            .authority
+            .sign(kind, &user.id, &token_scopes, lifetime)?;
+        let record = TokenRecord {
+            jti: signed.jti,
+            user_id: user.id.clone(),
+            kind,
+            name,
+            scopes: token_scopes,
+            session_id,
+            issued_at: signed.iat,
+            expires_at: signed.exp,
+            last_used_at: None,
+            revoked_at: None,
         };
-        let token = self.authority.sign(&claims)?;
-        Ok(IssuedToken { token, record })
+        self.store.record_token(&record)?;
+        Ok(IssuedToken {
+            token: signed.token,
+            record,
+        })
     }
 
     /// RefreshUserToken: a new access token in the caller's session, never past its end.
@@ -514,19 +521,14 @@ impl Core {
                 ),
             });
         }
-        let now = now_secs();
-        self.issue(TokenRecord {
-            jti: new_id(),
-            user_id: user.id.clone(),
-            kind: TokenKind::Api,
-            name: Some(name.to_owned()),
-            scopes: requested,
-            session_id: None,
-            issued_at: now,
-            expires_at: now + secs(ttl),
-            last_used_at: None,
-            revoked_at: None,
-        })
+        self.issue(
+            TokenKind::Api,
+            user,
+            Some(name.to_owned()),
+            requested,
+            None,
+            ttl,
+        )
     }
 
     /// Revokes a token by id, limited to one owner when `owner` is given (other owners' tokens
@@ -773,7 +775,7 @@ mod tests {
         }
         let err = f
             .core
-            .add_user("ok", "", None, vec!["bad".into()])
+            .add_user("ok", "", None, vec!["Bad:Scope".into()])
             .unwrap_err();
         assert!(matches!(err, Error::InvalidScope(_)));
     }

@@ -1,21 +1,19 @@
-//! Token signing keys: EdDSA (default) or HS256, rotation, verification by `kid`, and JWKS.
-//!
-//! Gap: manta-auth (issue 3) is meant to own issuing, verifying and key sets; it had not
-//! published them when this crate was written, so this private module signs and verifies with
-//! `jsonwebtoken` directly, keeping the same claim names. Replace it with manta-auth's.
+//! Token signing keys and the token authority: EdDSA (default) or HS256 keys kept in the
+//! store, rotation, and issuing and verifying through manta-auth's `Issuer` and `Verifier`
+//! (claims, explicit `typ` per kind, algorithm bound to each key, JWKS).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use manta_auth::{
+    Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig, VerifyingKey,
+};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::{SigningKeyRecord, Store, new_id, now_secs};
+use crate::scopes;
+use crate::store::{SigningKeyRecord, Store, TokenKind, new_id, now_secs};
 
 /// How tokens are signed.
 #[derive(Debug, Clone)]
@@ -27,35 +25,45 @@ pub enum SigningMode {
     Hs256(SecretString),
 }
 
-/// The claims of every token the manager issues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// Issuer.
-    pub iss: String,
+/// The audience of every token this manager issues and accepts.
+pub const AUDIENCE: &str = "manta";
+
+/// What the manager needs from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
     /// Subject: the user id.
     pub sub: String,
-    /// Expiry, unix seconds.
-    pub exp: i64,
+    /// Token id.
+    pub jti: String,
+    /// Access or API token.
+    pub kind: TokenKind,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
     /// Issued at, unix seconds.
     pub iat: i64,
-    /// Not before, unix seconds.
-    pub nbf: i64,
-    /// Token id, the handle for revocation.
-    pub jti: String,
-    /// Space-separated scopes.
-    #[serde(default)]
-    pub scope: String,
-    /// `access` or `api`.
-    pub kind: String,
-    /// The session of an access token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    /// Expiry, unix seconds.
+    pub exp: i64,
 }
 
-impl Claims {
-    /// The scopes as a list.
-    pub fn scopes(&self) -> Vec<String> {
-        self.scope.split_whitespace().map(str::to_owned).collect()
+/// A freshly signed token with the claims the store records.
+pub struct Signed {
+    /// The JWT, shown to its holder once.
+    pub token: SecretString,
+    /// Its id.
+    pub jti: String,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+}
+
+impl std::fmt::Debug for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signed")
+            .field("token", &"[REDACTED]")
+            .field("jti", &self.jti)
+            .field("exp", &self.exp)
+            .finish()
     }
 }
 
@@ -80,6 +88,8 @@ pub enum TokenProblem {
     NotIssued,
     /// Revoked by id.
     Revoked,
+    /// A token of a kind the user API does not take (refresh or node tokens).
+    WrongKind,
     /// Its session ended (logout or refresh-token reuse).
     SessionRevoked,
     /// All tokens of the user issued before some instant were revoked (password change,
@@ -112,6 +122,9 @@ impl TokenProblem {
                 "unknown token: this manager has no record of it; sign in again"
             }
             TokenProblem::Revoked => "revoked token: sign in again or create a new token",
+            TokenProblem::WrongKind => {
+                "wrong token kind: the user API takes access or api tokens; sign in to get one"
+            }
             TokenProblem::SessionRevoked => {
                 "revoked token: its session was logged out or revoked; sign in again"
             }
@@ -122,16 +135,9 @@ impl TokenProblem {
     }
 }
 
-struct Verifier {
-    key: DecodingKey,
-    alg: Algorithm,
-}
-
-struct KeySet {
-    signer_kid: String,
-    signer: EncodingKey,
-    alg: Algorithm,
-    verifiers: HashMap<String, Verifier>,
+struct State {
+    issuer: Issuer,
+    verifier: Verifier,
     jwks: String,
 }
 
@@ -142,7 +148,7 @@ pub struct Authority {
     issuer: String,
     /// How long a retired key keeps verifying: the longest lifetime of any token.
     retention_secs: i64,
-    keys: RwLock<Arc<KeySet>>,
+    state: RwLock<Arc<State>>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -157,6 +163,35 @@ impl std::fmt::Debug for Authority {
 /// The `kid` of the configured HS256 secret.
 const HS256_KID: &str = "hs256";
 
+fn manta_kind(kind: TokenKind) -> manta_auth::TokenKind {
+    match kind {
+        TokenKind::Access => manta_auth::TokenKind::UserAccess,
+        TokenKind::Api => manta_auth::TokenKind::Api,
+    }
+}
+
+fn problem_of(e: &manta_auth::Error) -> TokenProblem {
+    use manta_auth::Error as E;
+    match e {
+        E::AlgorithmNotAllowed { .. } | E::BadSignature => TokenProblem::BadSignature,
+        E::UnknownKey => TokenProblem::UnknownKey,
+        E::Expired { .. } => TokenProblem::Expired,
+        E::NotYetValid { .. } => TokenProblem::NotYetValid,
+        E::WrongIssuer { .. } | E::WrongAudience { .. } => TokenProblem::WrongIssuer,
+        E::WrongKind { .. } => TokenProblem::WrongKind,
+        E::Revoked => TokenProblem::Revoked,
+        _ => TokenProblem::Malformed,
+    }
+}
+
+fn key_err(e: &manta_auth::Error) -> Error {
+    Error::Key(e.to_string())
+}
+
+fn secs(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
 impl Authority {
     /// Loads the key set, creating the first EdDSA key when the store has none.
     pub fn open(
@@ -168,25 +203,30 @@ impl Authority {
         if matches!(mode, SigningMode::EdDsa) && store.signing_keys()?.is_empty() {
             rotate(store.as_ref())?;
         }
-        let keys = load(store.as_ref(), &mode, retention_secs)?;
+        let state = load(store.as_ref(), &mode, issuer, retention_secs)?;
         Ok(Authority {
             store,
             mode,
             issuer: issuer.to_owned(),
             retention_secs,
-            keys: RwLock::new(Arc::new(keys)),
+            state: RwLock::new(Arc::new(state)),
         })
     }
 
     /// Re-reads the keys, so a `keys rotate` by the CLI reaches a running server.
     pub fn reload(&self) -> Result<()> {
-        let keys = load(self.store.as_ref(), &self.mode, self.retention_secs)?;
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        let state = load(
+            self.store.as_ref(),
+            &self.mode,
+            &self.issuer,
+            self.retention_secs,
+        )?;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
         Ok(())
     }
 
-    fn current(&self) -> Arc<KeySet> {
-        Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()))
+    fn current(&self) -> Arc<State> {
+        Arc::clone(&self.state.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The issuer name put in `iss` and required on verification.
@@ -194,45 +234,61 @@ impl Authority {
         &self.issuer
     }
 
-    /// Signs claims with the current key.
-    pub fn sign(&self, claims: &Claims) -> Result<SecretString> {
-        let keys = self.current();
-        let mut header = Header::new(keys.alg);
-        header.kid = Some(keys.signer_kid.clone());
-        jsonwebtoken::encode(&header, claims, &keys.signer)
-            .map(SecretString::from)
-            .map_err(|e| Error::Key(e.to_string()))
+    /// Signs a token of `kind` for `subject` with these scopes and lifetime.
+    pub fn sign(
+        &self,
+        kind: TokenKind,
+        subject: &str,
+        token_scopes: &[String],
+        lifetime: Duration,
+    ) -> Result<Signed> {
+        let set = scopes::set_of(token_scopes)?;
+        let request = TokenRequest::new(manta_kind(kind), subject)
+            .scopes(set)
+            .lifetime(lifetime);
+        let issued = self
+            .current()
+            .issuer
+            .issue(&request)
+            .map_err(|e| key_err(&e))?;
+        let c = &issued.claims;
+        let (Some(jti), Some(iat), Some(exp)) = (c.jti.clone(), c.iat, c.exp) else {
+            return Err(Error::Key("the issuer left out jti, iat or exp".into()));
+        };
+        Ok(Signed {
+            token: issued.token,
+            jti,
+            iat: secs(iat),
+            exp: secs(exp),
+        })
     }
 
-    /// Verifies signature, algorithm, issuer and time claims; store checks come after.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenProblem> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Malformed)?;
-        let keys = self.current();
-        let kid = header.kid.as_deref().unwrap_or(HS256_KID);
-        let verifier = match keys.verifiers.get(kid) {
-            Some(v) => v,
-            None => return Err(TokenProblem::UnknownKey),
+    /// Verifies signature, algorithm, kind, issuer, audience and time claims; store checks
+    /// (revocation, sessions) come after.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenProblem> {
+        let inspected = manta_auth::inspect(token).map_err(|e| problem_of(&e))?;
+        let kind = match inspected.kind() {
+            Some(manta_auth::TokenKind::UserAccess) => TokenKind::Access,
+            Some(manta_auth::TokenKind::Api) => TokenKind::Api,
+            _ => return Err(TokenProblem::WrongKind),
         };
-        // The algorithm comes from our key, never from the token header (no alg confusion).
-        if header.alg != verifier.alg {
-            return Err(TokenProblem::BadSignature);
-        }
-        let mut validation = Validation::new(verifier.alg);
-        validation.leeway = 5;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub", "jti"]);
-        match jsonwebtoken::decode::<Claims>(token, &verifier.key, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) => Err(match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenProblem::Expired,
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenProblem::NotYetValid,
-                jsonwebtoken::errors::ErrorKind::InvalidIssuer => TokenProblem::WrongIssuer,
-                jsonwebtoken::errors::ErrorKind::InvalidSignature
-                | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenProblem::BadSignature,
-                _ => TokenProblem::Malformed,
-            }),
-        }
+        let verified = self
+            .current()
+            .verifier
+            .verify(token, manta_kind(kind))
+            .map_err(|e| problem_of(&e))?;
+        let c = verified.claims;
+        let (Some(sub), Some(jti), Some(exp)) = (c.sub, c.jti, c.exp) else {
+            return Err(TokenProblem::Malformed);
+        };
+        Ok(Verified {
+            sub,
+            jti,
+            kind,
+            scopes: c.permissions,
+            iat: secs(c.iat.unwrap_or(0)),
+            exp: secs(exp),
+        })
     }
 
     /// The public keys as an RFC 7517 JWK set (empty in HS256 mode).
@@ -260,133 +316,151 @@ pub fn rotate(store: &dyn Store) -> Result<String> {
     Ok(record.kid)
 }
 
-fn load(store: &dyn Store, mode: &SigningMode, retention_secs: i64) -> Result<KeySet> {
-    if let SigningMode::Hs256(secret) = mode {
-        let bytes = secret.expose_secret().as_bytes();
-        if bytes.len() < 32 {
-            return Err(Error::Config(
-                "the HS256 secret is shorter than 32 bytes; generate one with `openssl rand -hex 32`"
-                    .into(),
-            ));
+fn at(unix: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
+}
+
+fn load(store: &dyn Store, mode: &SigningMode, issuer: &str, retention_secs: i64) -> Result<State> {
+    let (signing, keys) = match mode {
+        SigningMode::Hs256(secret) => {
+            let bytes = secret.expose_secret().as_bytes();
+            if bytes.len() < 32 {
+                return Err(Error::Config(
+                    "the HS256 secret is shorter than 32 bytes; generate one with `openssl rand -hex 32`"
+                        .into(),
+                ));
+            }
+            let boxed: SecretBox<[u8]> = SecretBox::new(bytes.to_vec().into_boxed_slice());
+            let key = SigningKey::hs256(HS256_KID, &boxed).map_err(|e| key_err(&e))?;
+            let mut keys = KeySet::new();
+            keys.insert(key.verifying_key().clone());
+            (key, keys)
         }
-        let mut verifiers = HashMap::new();
-        verifiers.insert(
-            HS256_KID.to_owned(),
-            Verifier {
-                key: DecodingKey::from_secret(bytes),
-                alg: Algorithm::HS256,
-            },
-        );
-        return Ok(KeySet {
-            signer_kid: HS256_KID.to_owned(),
-            signer: EncodingKey::from_secret(bytes),
-            alg: Algorithm::HS256,
-            verifiers,
-            jwks: r#"{"keys":[]}"#.to_owned(),
-        });
-    }
-    let now = now_secs();
-    let records = store.signing_keys()?;
-    let Some(active) = records
-        .iter()
-        .find(|k| k.retired_at.is_none() && k.alg == "EdDSA")
-    else {
-        return Err(Error::Key(
-            "no active EdDSA signing key in the store".into(),
-        ));
+        SigningMode::EdDsa => {
+            let now = now_secs();
+            let records = store.signing_keys()?;
+            let Some(active) = records
+                .iter()
+                .find(|k| k.retired_at.is_none() && k.alg == "EdDSA")
+            else {
+                return Err(Error::Key(
+                    "no active EdDSA signing key in the store".into(),
+                ));
+            };
+            let der: SecretBox<[u8]> = SecretBox::new(
+                active
+                    .private_der
+                    .expose_secret()
+                    .clone()
+                    .into_boxed_slice(),
+            );
+            let signing = SigningKey::ed25519_from_pkcs8(active.kid.clone(), &der)
+                .map_err(|e| key_err(&e))?;
+            let mut keys = KeySet::new();
+            for key in records.iter().filter(|k| k.alg == "EdDSA") {
+                let public =
+                    VerifyingKey::ed25519(key.kid.clone(), &key.public).map_err(|e| key_err(&e))?;
+                match key.retired_at {
+                    None => keys.insert(public),
+                    Some(retired) if retired + retention_secs > now => {
+                        keys.insert_until(public, at(retired + retention_secs));
+                    }
+                    Some(_) => {}
+                }
+            }
+            (signing, keys)
+        }
     };
-    let mut verifiers = HashMap::new();
-    let mut jwks = Vec::new();
-    for key in records
-        .iter()
-        .filter(|k| k.alg == "EdDSA")
-        .filter(|k| k.retired_at.is_none_or(|at| at + retention_secs > now))
-    {
-        let x = URL_SAFE_NO_PAD.encode(&key.public);
-        let decoding =
-            DecodingKey::from_ed_components(&x).map_err(|e| Error::Key(e.to_string()))?;
-        verifiers.insert(
-            key.kid.clone(),
-            Verifier {
-                key: decoding,
-                alg: Algorithm::EdDSA,
-            },
-        );
-        jwks.push(serde_json::json!({
-            "kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "alg": "EdDSA", "use": "sig",
-        }));
-    }
-    Ok(KeySet {
-        signer_kid: active.kid.clone(),
-        signer: EncodingKey::from_ed_der(active.private_der.expose_secret()),
-        alg: Algorithm::EdDSA,
-        verifiers,
-        jwks: serde_json::json!({ "keys": jwks }).to_string(),
+    let jwks = keys.to_jwks_json();
+    let verifier =
+        Verifier::new(VerifierConfig::new(issuer, AUDIENCE), keys).map_err(|e| key_err(&e))?;
+    let issuer = Issuer::new(issuer, AUDIENCE, signing).map_err(|e| key_err(&e))?;
+    Ok(State {
+        issuer,
+        verifier,
+        jwks,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
     use crate::store::SqliteStore;
 
-    fn setup(mode: SigningMode) -> (tempfile::TempDir, Arc<dyn Store>, Authority) {
+    fn setup_named(
+        mode: SigningMode,
+        issuer: &str,
+    ) -> (tempfile::TempDir, Arc<dyn Store>, Authority) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
-        let auth = Authority::open(Arc::clone(&store), mode, "manta-test", 3600).unwrap();
+        let auth = Authority::open(Arc::clone(&store), mode, issuer, 3600).unwrap();
         (dir, store, auth)
     }
 
-    fn claims(exp_in: i64) -> Claims {
-        let now = now_secs();
-        Claims {
-            iss: "manta-test".into(),
-            sub: "u".into(),
-            exp: now + exp_in,
-            iat: now,
-            nbf: now,
-            jti: new_id(),
-            scope: "user:read".into(),
-            kind: "access".into(),
-            sid: None,
-        }
+    fn setup(mode: SigningMode) -> (tempfile::TempDir, Arc<dyn Store>, Authority) {
+        setup_named(mode, "manta-test")
+    }
+
+    fn sign(auth: &Authority) -> Signed {
+        auth.sign(
+            TokenKind::Api,
+            "u1",
+            &["user:read".into()],
+            Duration::from_secs(60),
+        )
+        .unwrap()
     }
 
     #[test]
     fn eddsa_round_trip_and_tampering_is_detected() {
         let (_d, _s, auth) = setup(SigningMode::EdDsa);
-        let c = claims(60);
-        let token = auth.sign(&c).unwrap();
-        assert_eq!(auth.verify(token.expose_secret()).unwrap(), c);
+        let signed = sign(&auth);
+        let token = signed.token.expose_secret();
+        let v = auth.verify(token).unwrap();
+        assert_eq!(
+            (v.sub.as_str(), v.kind, v.scopes.clone()),
+            ("u1", TokenKind::Api, vec!["user:read".to_owned()])
+        );
+        assert_eq!((v.jti.clone(), v.exp), (signed.jti.clone(), signed.exp));
         // A flipped signature character (mid-signature, so the base64 stays well formed).
-        let mut tampered: Vec<char> = token.expose_secret().chars().collect();
+        let mut tampered: Vec<char> = token.chars().collect();
         let at = tampered.len() - 10;
         tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
         let tampered: String = tampered.into_iter().collect();
         assert_eq!(auth.verify(&tampered), Err(TokenProblem::BadSignature));
         // Escalated scopes in the payload with the original signature.
-        let parts: Vec<&str> = token.expose_secret().split('.').collect();
-        let mut forged = c.clone();
-        forged.scope = "admin:*".into();
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        let forged = format!("{}.{payload}.{}", parts[0], parts[2]);
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["permissions"] = serde_json::json!(["admin:*"]);
+        let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
+        let forged = format!("{}.{forged}.{}", parts[0], parts[2]);
         assert_eq!(auth.verify(&forged), Err(TokenProblem::BadSignature));
         assert_eq!(auth.verify("not-a-jwt"), Err(TokenProblem::Malformed));
     }
 
     #[test]
-    fn expired_and_foreign_tokens_are_named() {
+    fn access_tokens_carry_their_kind() {
         let (_d, _s, auth) = setup(SigningMode::EdDsa);
-        let token = auth.sign(&claims(-60)).unwrap();
+        let t = auth
+            .sign(TokenKind::Access, "u1", &[], Duration::from_secs(60))
+            .unwrap();
         assert_eq!(
-            auth.verify(token.expose_secret()),
-            Err(TokenProblem::Expired)
+            auth.verify(t.token.expose_secret()).unwrap().kind,
+            TokenKind::Access
         );
-        let mut other = claims(60);
-        other.iss = "someone-else".into();
-        let token = auth.sign(&other).unwrap();
+    }
+
+    #[test]
+    fn a_token_for_another_issuer_is_refused_as_such() {
+        let (_d, store, a) = setup_named(SigningMode::EdDsa, "manager-a");
+        let b = Authority::open(store, SigningMode::EdDsa, "manager-b", 3600).unwrap();
+        let token = sign(&a);
         assert_eq!(
-            auth.verify(token.expose_secret()),
+            b.verify(token.token.expose_secret()),
             Err(TokenProblem::WrongIssuer)
         );
     }
@@ -394,19 +468,22 @@ mod tests {
     #[test]
     fn rotated_keys_keep_verifying_old_tokens_and_jwks_lists_both() {
         let (_d, store, auth) = setup(SigningMode::EdDsa);
-        let old = auth.sign(&claims(60)).unwrap();
+        let old = sign(&auth);
         let kid = rotate(store.as_ref()).unwrap();
         auth.reload().unwrap();
-        let new = auth.sign(&claims(60)).unwrap();
-        assert_eq!(
-            jsonwebtoken::decode_header(new.expose_secret())
-                .unwrap()
-                .kid
-                .as_deref(),
-            Some(kid.as_str())
-        );
-        auth.verify(old.expose_secret()).unwrap();
-        auth.verify(new.expose_secret()).unwrap();
+        let new = sign(&auth);
+        let header = new
+            .token
+            .expose_secret()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_owned();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(header["kid"], kid.as_str());
+        auth.verify(old.token.expose_secret()).unwrap();
+        auth.verify(new.token.expose_secret()).unwrap();
         let jwks: serde_json::Value = serde_json::from_str(&auth.jwks()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
         assert!(
@@ -419,9 +496,9 @@ mod tests {
     fn a_token_from_another_manager_is_an_unknown_key() {
         let (_d1, _s1, a) = setup(SigningMode::EdDsa);
         let (_d2, _s2, b) = setup(SigningMode::EdDsa);
-        let token = a.sign(&claims(60)).unwrap();
+        let token = sign(&a);
         assert_eq!(
-            b.verify(token.expose_secret()),
+            b.verify(token.token.expose_secret()),
             Err(TokenProblem::UnknownKey)
         );
     }
@@ -430,15 +507,24 @@ mod tests {
     fn hs256_mode_signs_with_the_shared_secret_and_refuses_short_ones() {
         let secret = SecretString::from("0123456789abcdef0123456789abcdef");
         let (_d, _s, auth) = setup(SigningMode::Hs256(secret));
-        let token = auth.sign(&claims(60)).unwrap();
+        let token = sign(&auth);
+        let header = token
+            .token
+            .expose_secret()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_owned();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(header["alg"], "HS256");
+        auth.verify(token.token.expose_secret()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(&auth.jwks()).unwrap();
         assert_eq!(
-            jsonwebtoken::decode_header(token.expose_secret())
-                .unwrap()
-                .alg,
-            Algorithm::HS256
+            jwks["keys"].as_array().unwrap().len(),
+            0,
+            "secrets are never published"
         );
-        auth.verify(token.expose_secret()).unwrap();
-        assert_eq!(auth.jwks(), r#"{"keys":[]}"#);
 
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
@@ -453,8 +539,11 @@ mod tests {
     }
 
     #[test]
-    fn debug_does_not_print_keys() {
+    fn secrets_do_not_show_in_debug() {
         let (_d, _s, auth) = setup(SigningMode::EdDsa);
         assert!(format!("{auth:?}").contains("[REDACTED]"));
+        let signed = sign(&auth);
+        let shown = format!("{signed:?}");
+        assert!(!shown.contains(signed.token.expose_secret()) && shown.contains("[REDACTED]"));
     }
 }

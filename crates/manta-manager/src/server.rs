@@ -12,8 +12,8 @@ use manta_proto::core::user_services::swarm_management_server::SwarmManagementSe
 use manta_proto::core::user_services::user_management_server::UserManagementServer;
 use manta_proto::manta::v1::token_service_server::TokenServiceServer;
 use manta_proto::node::node_service::node_service_server::NodeServiceServer;
+use manta_tls::{ServerTls, TlsIncoming};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::authz::AuthzLayer;
 use crate::error::{Error, Result};
@@ -65,11 +65,16 @@ macro_rules! sized {
 }
 
 /// Serves both APIs until `shutdown` completes, then drains in-flight calls.
+///
+/// With `tls`, both listeners speak TLS (and mTLS per its client-auth policy); without it,
+/// h2c with prior knowledge, as the published SDK uses on ports other than 443. Either way
+/// the connection's peer address and verified client certificate reach the audit trail.
 pub async fn serve(
     core: Arc<Core>,
     user_listener: TcpListener,
     node_listener: TcpListener,
     options: ServeOptions,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -116,8 +121,8 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let user_incoming = TcpIncoming::from(user_listener).with_nodelay(Some(true));
-    let node_incoming = TcpIncoming::from(node_listener).with_nodelay(Some(true));
+    let user_incoming = TlsIncoming::new(user_listener, tls.as_ref()).map_err(Error::Tls)?;
+    let node_incoming = TlsIncoming::new(node_listener, tls.as_ref()).map_err(Error::Tls)?;
     let user = tokio::spawn(
         user_routes.serve_with_incoming_shutdown(user_incoming, wait(stop_rx.clone())),
     );

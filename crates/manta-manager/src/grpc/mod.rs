@@ -42,9 +42,12 @@ pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
 
 /// The peer address as a string for rate limiting and audit.
 pub(crate) fn peer<T>(request: &tonic::Request<T>) -> String {
-    request
-        .remote_addr()
-        .map(|a| a.ip().to_string())
+    let addr = request
+        .extensions()
+        .get::<manta_tls::PeerInfo>()
+        .and_then(manta_tls::PeerInfo::remote_addr)
+        .or_else(|| request.remote_addr());
+    addr.map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

@@ -118,6 +118,8 @@ pub struct TokenState {
     pub tokens_not_before: Option<i64>,
     /// The subject's current scopes: a token never grants more than its user holds now.
     pub user_scopes: Vec<String>,
+    /// The session of an access token.
+    pub session_id: Option<String>,
 }
 
 /// A sign-in session: a family of rotating refresh tokens.

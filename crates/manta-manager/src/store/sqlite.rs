@@ -418,7 +418,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT t.revoked_at IS NOT NULL, s.revoked_at IS NOT NULL, t.issued_at, \
-                 u.tokens_not_before, u.scopes FROM tokens t JOIN users u ON u.id = t.user_id \
+                 u.tokens_not_before, u.scopes, t.session_id FROM tokens t JOIN users u ON u.id = t.user_id \
                  LEFT JOIN sessions s ON s.id = t.session_id WHERE t.jti = ?1",
             )?
             .query_row([jti], |row| {
@@ -428,6 +428,7 @@ impl Store for SqliteStore {
                     issued_at: row.get(2)?,
                     tokens_not_before: row.get(3)?,
                     user_scopes: split_scopes(&row.get::<_, String>(4)?),
+                    session_id: row.get(5)?,
                 })
             })
             .optional()

@@ -30,6 +30,7 @@ pub(crate) struct Options {
     pub(crate) lifetimes: Lifetimes,
     pub(crate) limits: SignInLimits,
     pub(crate) serve: ServeOptions,
+    pub(crate) tls: Option<manta_tls::ServerTls>,
 }
 
 impl Manager {
@@ -61,6 +62,7 @@ impl Manager {
             user,
             node,
             options.serve,
+            options.tls,
             async move {
                 let _ = stopped.await;
             },

@@ -5,5 +5,6 @@ mod durability;
 mod harness;
 mod interop;
 mod process;
+mod tls;
 mod tokens;
 mod user_api;

@@ -1,0 +1,218 @@
+//! GetUser with authorization against the same server with authorization disabled:
+//! per-call latency (criterion), then throughput under load and p50/p99 at half the peak rate.
+//!
+//! Run with `cargo bench -p manta-manager --bench get_user`. Bounded: each load phase lasts
+//! `MANTA_BENCH_SECS` seconds (default 3) with at most 64 calls in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use manta_manager::identity::{Core, Lifetimes};
+use manta_manager::keys::{Authority, SigningMode};
+use manta_manager::ratelimit::SignInLimits;
+use manta_manager::server::{ServeOptions, serve};
+use manta_manager::store::{SqliteStore, Store};
+use manta_proto::core::user_services::GetUserRequest;
+use manta_proto::core::user_services::user_management_client::UserManagementClient;
+use secrecy::{ExposeSecret, SecretString};
+use tonic::transport::Channel;
+
+/// Connections per load phase and calls in flight on each.
+const CHANNELS: usize = 4;
+const IN_FLIGHT_PER_CHANNEL: usize = 16;
+
+struct Target {
+    addr: SocketAddr,
+    token: String,
+    user_id: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(authorization: bool) -> Target {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("m.db")).expect("open store"));
+    let authority = Arc::new(
+        Authority::open(Arc::clone(&store), SigningMode::EdDsa, "bench", 86_400).expect("keys"),
+    );
+    let (sink, _writer) = manta_manager::audit::start(Arc::clone(&store));
+    let core = Arc::new(Core::new(
+        store,
+        authority,
+        Lifetimes::default(),
+        SignInLimits::default(),
+        sink,
+    ));
+    let user = core
+        .add_user(
+            "bench",
+            "",
+            Some(&SecretString::from("benchmark-password")),
+            vec!["user:read".into()],
+        )
+        .expect("user");
+    let token = core
+        .create_api_token(&user, "bench", vec!["user:read".into()], None, &user.scopes)
+        .expect("token")
+        .token
+        .expose_secret()
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let node = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = ServeOptions {
+        authorization,
+        ..ServeOptions::default()
+    };
+    tokio::spawn(serve(
+        core,
+        listener,
+        node,
+        options,
+        None,
+        std::future::pending(),
+    ));
+    Target {
+        addr,
+        token,
+        user_id: user.id,
+        _dir: dir,
+    }
+}
+
+async fn client(addr: SocketAddr) -> UserManagementClient<Channel> {
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    UserManagementClient::new(ch)
+}
+
+fn request(t: &Target) -> tonic::Request<GetUserRequest> {
+    let mut r = tonic::Request::new(GetUserRequest {
+        user_id: Some(t.user_id.clone()),
+    });
+    r.metadata_mut()
+        .insert("authorization", t.token.parse().expect("ascii token"));
+    r
+}
+
+/// Closed loop: as many calls as the server takes, for `secs`. Returns calls per second.
+async fn peak(t: &Arc<Target>, secs: f64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..CHANNELS {
+        let c = client(t.addr).await;
+        for _ in 0..IN_FLIGHT_PER_CHANNEL {
+            let (mut c, t, done, stop) = (c.clone(), Arc::clone(t), done.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    c.get_user(request(&t)).await.expect("GetUser");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+    // Warm up, then count.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start_count = done.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let rate =
+        (done.load(Ordering::Relaxed) - start_count) as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("load task");
+    }
+    rate
+}
+
+/// Open loop at `rate` calls per second for `secs`: latencies of every call, sorted.
+async fn paced(t: &Arc<Target>, rate: f64, secs: f64) -> Vec<Duration> {
+    let mut clients = Vec::new();
+    for _ in 0..CHANNELS {
+        clients.push(client(t.addr).await);
+    }
+    let total = (rate * secs) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (mut c, t) = (clients[i % CHANNELS].clone(), Arc::clone(t));
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            c.get_user(request(&t)).await.expect("GetUser");
+            sent.elapsed()
+        }));
+    }
+    let mut lat = Vec::with_capacity(total);
+    for task in tasks {
+        lat.push(task.await.expect("paced task"));
+    }
+    lat.sort();
+    lat
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let secs: f64 = std::env::var("MANTA_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let (authed, open) =
+        rt.block_on(async { (Arc::new(start(true).await), Arc::new(start(false).await)) });
+
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3));
+    for (name, target) in [
+        ("get_user/authorized", &authed),
+        ("get_user/auth_disabled", &open),
+    ] {
+        let mut cl = rt.block_on(client(target.addr));
+        c.bench_function(name, |b| {
+            b.iter(|| rt.block_on(cl.get_user(request(target))).expect("GetUser"));
+        });
+    }
+    c.final_summary();
+
+    rt.block_on(async {
+        let with = peak(&authed, secs).await;
+        let without = peak(&open, secs).await;
+        println!(
+            "throughput (closed loop, {} in flight): authorized {with:.0}/s, auth disabled {without:.0}/s, ratio {:.3}",
+            CHANNELS * IN_FLIGHT_PER_CHANNEL,
+            with / without
+        );
+        for (name, target, peak_rate) in [("authorized", &authed, with), ("auth disabled", &open, without)] {
+            let lat = paced(target, peak_rate / 2.0, secs).await;
+            println!(
+                "latency at half peak ({:.0}/s), {name}: p50 {:?}, p99 {:?} over {} calls",
+                peak_rate / 2.0,
+                pct(&lat, 0.50),
+                pct(&lat, 0.99),
+                lat.len()
+            );
+        }
+    });
+}
