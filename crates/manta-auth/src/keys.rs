@@ -153,6 +153,19 @@ impl VerifyingKey {
         ))
     }
 
+    /// An RSA public key from DER, either PKCS#1 `RSAPublicKey` (RFC 8017) or
+    /// `SubjectPublicKeyInfo` (RFC 5280), for RS256/384/512 or PS256/384/512. `manta-tls`
+    /// turns PEM into this DER.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] when the DER is not an RSA public key, or as [`VerifyingKey::rsa`].
+    pub fn rsa_der(kid: impl Into<String>, alg: Algorithm, der: &[u8]) -> Result<Self, Error> {
+        let public = aws_lc_rs::rsa::PublicKey::from_der(der)
+            .map_err(|_| invalid("not an RSA public key in PKCS#1 or SubjectPublicKeyInfo DER"))?;
+        let parts = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(&public);
+        Self::rsa(kid, alg, &parts.n, &parts.e)
+    }
+
     /// A shared HMAC secret for HS256 (at least 32 bytes), HS384 (48) or HS512 (64).
     ///
     /// # Errors
@@ -741,6 +754,37 @@ mod tests {
         assert_eq!(back.get("ed").unwrap().algorithm(), Algorithm::EdDSA);
         assert_eq!(back.get("ec").unwrap().algorithm(), Algorithm::ES256);
         assert_eq!(back.to_jwks_json(), json);
+    }
+
+    #[test]
+    fn rsa_der_keys_verify_rs256_and_export_as_jwk() {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let spki = pair.public_key().as_der().unwrap();
+        let key = VerifyingKey::rsa_der("r", Algorithm::RS256, spki.as_ref()).unwrap();
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"r"}"#),
+            URL_SAFE_NO_PAD.encode("{}")
+        );
+        let mut sig = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+        assert_eq!(key.verify_compact(&token).unwrap().payload, b"{}");
+        let jwk = key.to_jwk().unwrap().to_string();
+        let back = VerifyingKey::from_jwk_json(&jwk).unwrap();
+        assert!(back.verify_compact(&token).is_ok());
+        let e = VerifyingKey::rsa_der("r", Algorithm::RS256, b"junk")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an RSA public key"), "{e}");
     }
 
     #[test]

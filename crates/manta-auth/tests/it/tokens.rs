@@ -461,3 +461,24 @@ fn issued_token_debug_is_redacted() {
         "signature leaked into Debug"
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_input_gets_an_error_not_a_panic(s in "[A-Za-z0-9_.{}\" :=-]{0,300}") {
+        let f = ed_fixture();
+        proptest::prop_assert!(f.verifier.verify(&s, TokenKind::UserAccess).is_err());
+        let _ = manta_auth::inspect(&s);
+    }
+
+    #[test]
+    fn any_single_byte_change_breaks_a_valid_token(pos in 0usize..400, byte in b'0'..=b'z') {
+        let f = ed_fixture();
+        let t = access(&f, &["cluster:read"]);
+        let mut raw = t.expose_secret().as_bytes().to_vec();
+        let pos = pos % raw.len();
+        proptest::prop_assume!(raw[pos] != byte);
+        raw[pos] = byte;
+        let changed = String::from_utf8(raw).unwrap();
+        proptest::prop_assert!(f.verifier.verify(&changed, TokenKind::UserAccess).is_err());
+    }
+}
