@@ -463,8 +463,8 @@ impl Run {
             random_id: self.identity.random_id,
             registered_at: unix_now(),
         };
-        // A node id chosen by the manager that differs from the requested one names the file.
-        self.state_path = IdentityState::path(&state_dir(&self.options.home), &reg.node_id);
+        // The file is named by the requested id (the alias for fixed ids), which is what the
+        // next start knows before talking to the manager; it records the assigned id inside.
         state.save(&self.state_path)?;
         self.saved_exp = source.expires_at();
         if self.options.heartbeat_interval.is_none()
