@@ -1,0 +1,614 @@
+//! The node agent (`manta-node`) against a real in-process manager: registration with fixed
+//! and random ids, identity resumed across restarts, duplicate aliases, a manager restart
+//! mid-run, renewal, fallback to the bootstrap token, and the real `manta_node` process
+//! with SIGHUP rotation, SIGTERM deregistration and no secret in its TRACE log.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use manta_auth::ManualClock;
+use manta_config::{Env, MantaHome};
+use manta_manager::audit;
+use manta_manager::identity::{Core, Lifetimes};
+use manta_manager::keys::{Authority, SigningMode};
+use manta_manager::ratelimit::SignInLimits;
+use manta_manager::server::{ServeOptions, serve};
+use manta_manager::store::{ClusterRecord, SqliteStore, Store};
+use manta_node::{
+    Agent, AgentOptions, AgentState, AgentStatus, IdentityState, NodeError, RunningAgent,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::harness::Manager;
+
+/// A manager serving a store in a directory the test keeps, so it can be stopped and started
+/// again on the same store and ports (a manager restart as operators do it).
+struct Restartable {
+    core: Arc<Core>,
+    node_addr: SocketAddr,
+    user_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Restartable {
+    /// Starts on `store_dir`; `addrs` re-binds the ports a previous run got from port 0.
+    async fn start(store_dir: &Path, addrs: Option<(SocketAddr, SocketAddr)>) -> Self {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&store_dir.join("manager.db")).unwrap());
+        let authority = Arc::new(
+            Authority::open(Arc::clone(&store), SigningMode::EdDsa, "manta-test", 86_400).unwrap(),
+        );
+        let (sink, _writer) = audit::start(Arc::clone(&store));
+        let core = Arc::new(Core::new(
+            store,
+            authority,
+            Lifetimes::default(),
+            SignInLimits::default(),
+            sink,
+        ));
+        let (u, n) = match addrs {
+            Some((u, n)) => (u.to_string(), n.to_string()),
+            None => ("127.0.0.1:0".to_owned(), "127.0.0.1:0".to_owned()),
+        };
+        let user = tokio::net::TcpListener::bind(&u).await.unwrap();
+        let node = tokio::net::TcpListener::bind(&n).await.unwrap();
+        let (user_addr, node_addr) = (user.local_addr().unwrap(), node.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve(
+            Arc::clone(&core),
+            user,
+            node,
+            ServeOptions::default(),
+            None,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let task = tokio::spawn(async move {
+            served.await.unwrap().unwrap();
+        });
+        Self {
+            core,
+            node_addr,
+            user_addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+/// A cluster and one of its bootstrap tokens.
+fn cluster(core: &Core) -> (ClusterRecord, SecretString) {
+    let c = core.platform().create_cluster("", "lab").unwrap();
+    let token = core.platform().bootstrap_token(&c, None).unwrap();
+    (c, token)
+}
+
+/// A temporary MANTA_HOME with one node configuration.
+struct NodeHome {
+    dir: tempfile::TempDir,
+}
+
+impl NodeHome {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn home(&self) -> MantaHome {
+        MantaHome::at(self.dir.path().join("manta"))
+    }
+
+    /// Writes `nodes/NAME.toml` (0600) whose token is `${MANTA_NODE_TOKEN}`.
+    fn config(&self, name: &str, port: u16, alias: Option<&str>, random_id: bool) -> PathBuf {
+        let alias = alias
+            .map(|a| format!("alias = \"{a}\"\n"))
+            .unwrap_or_default();
+        self.write(
+            name,
+            &format!(
+                "[identity]\nsecured_token = \"${{MANTA_NODE_TOKEN}}\"\n{alias}random_id = {random_id}\n\n[network]\nmanager_host = \"127.0.0.1\"\nmanager_port = {port}\n\n[logging]\nlevel = \"TRACE\"\n"
+            ),
+        )
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.home().node_config(name).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// Agent options with `token` in MANTA_NODE_TOKEN and a quick heartbeat.
+    fn options(&self, config: &Path, token: &SecretString) -> AgentOptions {
+        let env = Env::from_pairs([
+            ("MANTA_NODE_TOKEN", token.expose_secret().to_owned()),
+            ("HOME", self.dir.path().display().to_string()),
+        ]);
+        let mut o = AgentOptions::new(config, self.home(), env);
+        o.heartbeat_interval = Some(Duration::from_millis(200));
+        o
+    }
+
+    fn state(&self, node_id: &str) -> Option<IdentityState> {
+        IdentityState::load(&manta_node::state_dir(&self.home()).join(format!("{node_id}.json")))
+            .unwrap()
+    }
+}
+
+/// Waits until the agent's status satisfies `pred` (at most 15 s).
+async fn wait_for(
+    agent: &RunningAgent,
+    what: &str,
+    pred: impl Fn(&AgentStatus) -> bool,
+) -> AgentStatus {
+    let mut rx = agent.handle.watch();
+    let r = tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|s| pred(s))).await;
+    match r {
+        Ok(Ok(s)) => s.clone(),
+        _ => panic!(
+            "timed out waiting for {what}; status: {:?}",
+            agent.handle.status()
+        ),
+    }
+}
+
+fn online(core: &Core, node_id: &str) -> bool {
+    core.platform()
+        .registry()
+        .get(None, node_id)
+        .unwrap()
+        .is_some_and(|v| v.online)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_id_registers_keeps_the_config_and_resumes_identity_on_restart() {
+    let m = Manager::start().await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let written = std::fs::read_to_string(&cfg).unwrap();
+
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let s = agent.handle.status();
+    assert_eq!(
+        (s.state, s.alias.as_str(), s.resumed),
+        (AgentState::Registered, "worker-1", false)
+    );
+    let node_id = s.node_id.clone();
+    assert_eq!(
+        node_id.len(),
+        24,
+        "the manager assigns the node id: {node_id}"
+    );
+    assert!(online(&m.core, &node_id));
+    let view = m
+        .core
+        .platform()
+        .registry()
+        .get(None, &node_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.record.alias.as_deref(), Some("worker-1"));
+    assert!(view.record.fixed_alias);
+    wait_for(&agent, "two heartbeats", |s| s.heartbeats >= 2).await;
+
+    // The node token is in the 0600 state file named after the alias, never in the config.
+    let state = h.state("worker-1").expect("state file");
+    assert_eq!(state.node_id, node_id);
+    let node_token = state.node_token.expose_secret().to_owned();
+    assert_ne!(node_token, bootstrap.expose_secret());
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        written,
+        "config untouched"
+    );
+
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+    assert!(!online(&m.core, &node_id), "deregistered on a clean stop");
+
+    // Restart: the identity is resumed (same node id), not a new registration.
+    let again = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let s = again.handle.status();
+    assert!(s.resumed, "{s:?}");
+    assert_eq!(s.node_id, node_id);
+    assert!(online(&m.core, &node_id));
+    assert_eq!(m.core.platform().registry().list(None).unwrap().len(), 1);
+    again.handle.shutdown();
+    again.wait().await.unwrap();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_id_is_fresh_on_each_start_and_leaves_no_token_behind() {
+    let m = Manager::start().await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("eph", m.node_addr.port(), Some("eph-1"), true);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+        let s = agent.handle.status();
+        assert!(!s.resumed);
+        assert!(online(&m.core, &s.node_id));
+        ids.push(s.node_id);
+        assert_eq!(
+            agent.identity.node_id.len(),
+            32,
+            "random 128-bit requested id"
+        );
+        agent.handle.shutdown();
+        agent.wait().await.unwrap();
+    }
+    assert_ne!(ids[0], ids[1]);
+    let left = std::fs::read_dir(manta_node::state_dir(&h.home())).map_or(0, Iterator::count);
+    assert_eq!(left, 0, "an ephemeral node's token is removed on stop");
+    // A random id does not hold the alias: both records carry it, neither as fixed.
+    let nodes = m.core.platform().registry().list(None).unwrap();
+    assert!(
+        nodes
+            .iter()
+            .all(|n| !n.record.fixed_alias && n.record.alias.as_deref() == Some("eph-1"))
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_alias_is_refused_here_and_across_machines() {
+    let m = Manager::start().await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let first = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let node_id = first.handle.status().node_id;
+
+    // A second agent from the same config on this machine: refused before any network.
+    let err = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap_err();
+    assert_eq!(err.headline(), "Node with alias 'worker-1' already exists");
+    assert!(
+        err.detail()
+            .unwrap()
+            .contains(&format!("pid {}", std::process::id()))
+    );
+
+    // The same config on another machine (another MANTA_HOME): the manager refuses it.
+    let other = NodeHome::new();
+    let cfg2 = other.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let err = Agent::start(other.options(&cfg2, &bootstrap))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::DuplicateAlias {
+                running_here: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.headline(), "Node with alias 'worker-1' already exists");
+    assert_eq!(
+        err.solutions(),
+        [
+            "Choose unique alias",
+            "Enable random_id",
+            "Use hostname in alias",
+            "Add timestamp or random suffix"
+        ]
+    );
+    assert_eq!(err.exit_code(), manta_node::EXIT_NOPERM);
+    // Nobody stole the identity: the first node is still the alias holder and online.
+    wait_for(&first, "heartbeats after the refusal", |s| {
+        s.heartbeats >= 2
+    })
+    .await;
+    assert!(online(&m.core, &node_id));
+    assert!(
+        other.state("worker-1").is_none(),
+        "the refused node stored nothing"
+    );
+    first.handle.shutdown();
+    first.wait().await.unwrap();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_or_malformed_tokens_give_the_seed_error() {
+    let m = Manager::start().await;
+    let other = Manager::start().await;
+    let (_c, foreign) = cluster(&other.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let err = Agent::start(h.options(&cfg, &foreign)).await.unwrap_err();
+    assert_eq!(err.headline(), "Invalid or expired JWT token", "{err}");
+    assert!(err.solutions().contains(&"Request new token from admin"));
+    assert!(!err.to_string().contains(foreign.expose_secret()));
+    // A token that is not a JWT at all never reaches the manager: configuration error 78.
+    let err = Agent::start(h.options(&cfg, &SecretString::from("not-a-jwt")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), manta_node::EXIT_CONFIG);
+    assert!(
+        err.to_string().contains("Invalid or expired JWT token"),
+        "{err}"
+    );
+    m.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_restart_mid_run_reconnects_with_the_same_identity() {
+    let store = tempfile::tempdir().unwrap();
+    let m = Restartable::start(store.path(), None).await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let node_id = agent.handle.status().node_id;
+    let addrs = (m.user_addr, m.node_addr);
+    m.stop().await;
+    wait_for(&agent, "reconnecting", |s| {
+        s.state == AgentState::Reconnecting
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Same store, same ports (handed out by port 0 to the first run).
+    let m = Restartable::start(store.path(), Some(addrs)).await;
+    let before = agent.handle.status().heartbeats;
+    let s = wait_for(&agent, "registered again", |s| {
+        s.state == AgentState::Registered && s.heartbeats > before
+    })
+    .await;
+    assert_eq!(s.node_id, node_id, "no new registration");
+    assert_eq!(s.registrations, 1);
+    assert!(online(&m.core, &node_id));
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_before_expiry_with_a_jumped_clock_is_persisted() {
+    let m = Manager::start().await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = Arc::new(ManualClock::new(now));
+    let mut options = h.options(&cfg, &bootstrap);
+    options.clock = Some(clock.clone());
+    let agent = Agent::start(options).await.unwrap();
+    let first = h.state("worker-1").unwrap();
+    let v1 = manta_auth::inspect(first.node_token.expose_secret())
+        .unwrap()
+        .claims;
+    // Jump to just before expiry minus the renewal buffer: the next wake-up renews.
+    let exp = v1.exp.unwrap();
+    clock.set(exp - 200);
+    let s = wait_for(&agent, "a renewal", |s| s.renewals >= 1).await;
+    clock.set(now);
+    let second = h.state("worker-1").unwrap();
+    let v2 = manta_auth::inspect(second.node_token.expose_secret())
+        .unwrap()
+        .claims;
+    assert_eq!(v2.node_id, v1.node_id);
+    assert!(v2.issued_version.unwrap() > v1.issued_version.unwrap());
+    assert!(v2.exp.unwrap() > v1.exp.unwrap());
+    assert_eq!(s.state, AgentState::Registered);
+    // The renewed token works: heartbeats continue with it.
+    let beats = agent.handle.status().heartbeats;
+    wait_for(&agent, "heartbeats with the renewed token", |s| {
+        s.heartbeats > beats + 1
+    })
+    .await;
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_identity_falls_back_to_bootstrap_or_stops_saying_what_to_do() {
+    let m = Manager::start().await;
+    let (c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let old = agent.handle.status().node_id;
+    // The operator removes the node: its token stops working; the agent registers again
+    // with the bootstrap token and gets a new identity.
+    assert!(m.core.platform().registry().remove(&old).unwrap());
+    let s = wait_for(&agent, "a second registration", |s| s.registrations >= 2).await;
+    assert_ne!(s.node_id, old);
+    assert!(online(&m.core, &s.node_id));
+    assert_eq!(h.state("worker-1").unwrap().node_id, s.node_id);
+
+    // Removed again, and now the bootstrap tokens are revoked too: the agent stops with an
+    // error that says what to do.
+    m.core
+        .platform()
+        .revoke_bootstrap(&manta_manager::platform::Viewer::operator(), &c.id)
+        .unwrap();
+    assert!(m.core.platform().registry().remove(&s.node_id).unwrap());
+    let err = tokio::time::timeout(Duration::from_secs(15), agent.wait())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, NodeError::IdentityLost { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("put a fresh bootstrap token in secured_token"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), manta_node::EXIT_NOPERM);
+    m.stop().await;
+}
+
+/// The `manta_node` binary next to this test executable.
+fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("manta_node");
+    assert!(
+        bin.exists(),
+        "{} is missing; build it first with `cargo build -p manta-node`",
+        bin.display()
+    );
+    bin
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Polls `path` until it contains `needle` (at most 15 s); returns the content.
+fn wait_file(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never appeared in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_process_sighup_rotates_the_token_and_sigterm_deregisters() {
+    let bin = node_binary();
+    let m = Manager::start().await;
+    let (c, first) = cluster(&m.core);
+    let h = NodeHome::new();
+    let literal = |t: &SecretString| {
+        format!(
+            "[identity]\nsecured_token = \"{}\"\nalias = \"worker-1\"\n\n[network]\nmanager_host = \"127.0.0.1\"\nmanager_port = {}\n\n[logging]\nlevel = \"TRACE\"\n",
+            t.expose_secret(),
+            m.node_addr.port()
+        )
+    };
+    let cfg = h.write("worker", &literal(&first));
+    let mut child = Command::new(&bin)
+        .args(["start", "worker", "--heartbeat", "1"])
+        .env_clear()
+        .env("MANTA_HOME", h.home().root())
+        .env("HOME", h.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    assert!(
+        banner.starts_with("Node 'worker-1' registered as "),
+        "{banner}"
+    );
+    let log = h.home().root().join("logs/nodes/worker-1.log");
+    assert!(banner.contains(&log.display().to_string()), "{banner}");
+    let node_id = h.state("worker-1").unwrap().node_id;
+    assert!(online(&m.core, &node_id));
+
+    // `status` sees it; `stop` of another alias does not touch it.
+    let status = Command::new(&bin)
+        .args(["status", "--json"])
+        .env_clear()
+        .env("MANTA_HOME", h.home().root())
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(listed[0]["alias"], "worker-1");
+    assert_eq!(listed[0]["pid"], child.id());
+    assert_eq!(listed[0]["state"], "registered");
+
+    // Rotate: the old bootstrap tokens are revoked, a new one goes into the file, SIGHUP.
+    m.core
+        .platform()
+        .revoke_bootstrap(&manta_manager::platform::Viewer::operator(), &c.id)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = m.core.platform().bootstrap_token(&c, None).unwrap();
+    std::fs::write(&cfg, literal(&second)).unwrap();
+    signal(&child, "-HUP");
+    wait_file(&log, "configuration reloaded");
+    // The node loses its identity; it can only come back with the rotated token.
+    assert!(m.core.platform().registry().remove(&node_id).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let new_id = loop {
+        let id = h.state("worker-1").map(|s| s.node_id).unwrap_or_default();
+        if id != node_id && online(&m.core, &id) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never re-registered with the rotated token"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let node_token = h.state("worker-1").unwrap().node_token;
+
+    signal(&child, "-TERM");
+    let code = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code.code(), Some(0), "SIGTERM exits 0");
+    assert!(!online(&m.core, &new_id), "deregistered on SIGTERM");
+    let text = wait_file(&log, "node deregistered");
+    for secret in [
+        first.expose_secret(),
+        second.expose_secret(),
+        node_token.expose_secret(),
+    ] {
+        assert!(!text.contains(secret), "a token reached the TRACE log");
+        // Not even its signature part.
+        assert!(!text.contains(secret.rsplit('.').next().unwrap()));
+    }
+    assert!(
+        text.contains("TRACE") || text.contains("heartbeat"),
+        "the log is at TRACE:\n{text}"
+    );
+    let after = Command::new(&bin)
+        .args(["status"])
+        .env_clear()
+        .env("MANTA_HOME", h.home().root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&after.stdout).trim(),
+        "No node is running"
+    );
+    m.stop().await;
+}
