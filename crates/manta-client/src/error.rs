@@ -153,12 +153,11 @@ impl From<manta_config::ConfigError> for Error {
 /// Extracts the scope from the manager's PERMISSION_DENIED texts ("needs scope `x`",
 /// "does not grant `x`", "scope `x`").
 fn scope_in(message: &str) -> Option<String> {
-    let start = message
-        .find("scope `")
-        .map(|i| i + "scope `".len())
-        .or_else(|| message.find("grant `").map(|i| i + "grant `".len()))?;
+    let (start, close) = [("scope `", '`'), ("grant `", '`'), ("scope \"", '"')]
+        .iter()
+        .find_map(|(open, close)| message.find(open).map(|i| (i + open.len(), *close)))?;
     let rest = &message[start..];
-    let end = rest.find('`')?;
+    let end = rest.find(close)?;
     let scope = &rest[..end];
     (!scope.is_empty() && scope.len() <= 128).then(|| scope.to_owned())
 }
@@ -194,6 +193,15 @@ pub(crate) fn from_status(
         Code::Unavailable => Error::Unavailable {
             message: transport_detail(status, &message),
         },
+        // A status built locally from a broken connection (e.g. plaintext against a TLS
+        // port) carries the transport error as its source; a server's status never does.
+        Code::Unknown | Code::Internal | Code::Cancelled
+            if std::error::Error::source(status).is_some() =>
+        {
+            Error::Unavailable {
+                message: transport_detail(status, &message),
+            }
+        }
         Code::DeadlineExceeded => Error::Timeout {
             operation,
             after: Duration::ZERO,
@@ -273,6 +281,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(e.to_string().contains("needs `cluster:create`"), "{e}");
+        let e = map(
+            Code::PermissionDenied,
+            "scope \"swarm:deploy\" is not covered by your own scopes",
+        );
+        assert!(matches!(e, Error::PermissionDenied { scope: Some(s), .. } if s == "swarm:deploy"));
         let e = map(Code::Unimplemented, "not served");
         assert_eq!(
             e.to_string(),
