@@ -28,6 +28,10 @@ pub enum Access {
     Scope(&'static str),
     /// A node identity token (issued at node registration).
     Node,
+    /// A node bootstrap token of a cluster or a node identity token (joining).
+    NodeJoin,
+    /// A node identity token, also one expired within the renewal grace window.
+    NodeRenew,
 }
 
 impl std::fmt::Display for Access {
@@ -37,6 +41,8 @@ impl std::fmt::Display for Access {
             Access::Authenticated => f.write_str("authenticated"),
             Access::Scope(s) => write!(f, "`{s}`"),
             Access::Node => f.write_str("node"),
+            Access::NodeJoin => f.write_str("node or bootstrap"),
+            Access::NodeRenew => f.write_str("node, expired within grace"),
         }
     }
 }
@@ -75,70 +81,74 @@ pub const TABLE: &[(&str, &str, Access)] = &[
     (UM, "ResetPassword", Access::Public),
     (UM, "ResendVerification", Access::Public),
     (CM, "IsAvailable", Access::Authenticated),
-    (CM, "CreateCluster", Access::Scope("cluster:create")),
-    (CM, "StartCluster", Access::Scope("cluster:start")),
-    (CM, "StopCluster", Access::Scope("cluster:stop")),
-    (CM, "DeleteCluster", Access::Scope("cluster:delete")),
-    (CM, "ListClusterIds", Access::Scope("cluster:list")),
-    (CM, "StreamClusters", Access::Scope("cluster:list")),
+    (CM, "CreateCluster", Access::Scope("cluster:write")),
+    (CM, "StartCluster", Access::Scope("cluster:write")),
+    (CM, "StopCluster", Access::Scope("cluster:write")),
+    (CM, "DeleteCluster", Access::Scope("cluster:write")),
+    (CM, "ListClusterIds", Access::Scope("cluster:read")),
+    (CM, "StreamClusters", Access::Scope("cluster:read")),
     (CM, "GetCluster", Access::Scope("cluster:read")),
-    (CM, "UpdateClusterRuntime", Access::Scope("cluster:update")),
-    (CM, "ListNodeIds", Access::Scope("node:list")),
-    (CM, "StreamNodes", Access::Scope("node:list")),
-    (CM, "StopNode", Access::Scope("node:update")),
-    (CM, "RemoveNode", Access::Scope("node:delete")),
-    (CM, "UpdateNodeSoftware", Access::Scope("node:update")),
-    (CM, "StreamNodeUpdateHistory", Access::Scope("node:read")),
-    (CM, "ListNodeSoftwareVersions", Access::Scope("node:read")),
-    (CM, "GetNode", Access::Scope("node:read")),
-    (CM, "GetNodeResources", Access::Scope("node:read")),
-    (CM, "StreamNodeResources", Access::Scope("node:read")),
-    (CM, "ListAvailableNodeIds", Access::Scope("node:list")),
+    (CM, "UpdateClusterRuntime", Access::Scope("cluster:write")),
+    (CM, "ListNodeIds", Access::Scope("cluster:read")),
+    (CM, "StreamNodes", Access::Scope("cluster:read")),
+    (CM, "StopNode", Access::Scope("cluster:write")),
+    (CM, "RemoveNode", Access::Scope("cluster:write")),
+    (CM, "UpdateNodeSoftware", Access::Scope("cluster:write")),
+    (CM, "StreamNodeUpdateHistory", Access::Scope("cluster:read")),
+    (
+        CM,
+        "ListNodeSoftwareVersions",
+        Access::Scope("cluster:read"),
+    ),
+    (CM, "GetNode", Access::Scope("cluster:read")),
+    (CM, "GetNodeResources", Access::Scope("cluster:read")),
+    (CM, "StreamNodeResources", Access::Scope("cluster:read")),
+    (CM, "ListAvailableNodeIds", Access::Scope("cluster:read")),
     (CM, "CollectErrors", Access::Scope("cluster:read")),
     (CM, "SelectTasks", Access::Scope("cluster:read")),
     (CM, "StreamNodeTaskStatuses", Access::Scope("cluster:read")),
     (SM, "IsAvailable", Access::Authenticated),
-    (SM, "SendSwarm", Access::Scope("swarm:create")),
-    (SM, "ListSwarmIds", Access::Scope("swarm:list")),
-    (SM, "StreamSwarms", Access::Scope("swarm:list")),
+    (SM, "SendSwarm", Access::Scope("swarm:deploy")),
+    (SM, "ListSwarmIds", Access::Scope("swarm:read")),
+    (SM, "StreamSwarms", Access::Scope("swarm:read")),
     (SM, "StreamSwarm", Access::Scope("swarm:read")),
     (SM, "GetSwarm", Access::Scope("swarm:read")),
     (SM, "StreamSwarmTasks", Access::Scope("swarm:read")),
     (SM, "StreamSwarmTaskStatuses", Access::Scope("swarm:read")),
     (SM, "StartSwarm", Access::Scope("swarm:deploy")),
     (SM, "StopSwarm", Access::Scope("swarm:stop")),
-    (SM, "RemoveSwarm", Access::Scope("swarm:delete")),
-    (SM, "SelectResults", Access::Scope("swarm:read")),
-    (SM, "StreamResults", Access::Scope("swarm:read")),
-    (SM, "DeleteResults", Access::Scope("swarm:update")),
-    (SM, "ListResultTags", Access::Scope("swarm:read")),
+    (SM, "RemoveSwarm", Access::Scope("swarm:stop")),
+    (SM, "SelectResults", Access::Scope("results:read")),
+    (SM, "StreamResults", Access::Scope("results:read")),
+    (SM, "DeleteResults", Access::Scope("results:delete")),
+    (SM, "ListResultTags", Access::Scope("results:read")),
     (SM, "CollectLogs", Access::Scope("swarm:read")),
     (SM, "StreamLogs", Access::Scope("swarm:read")),
-    (SM, "InitializeGlobal", Access::Scope("swarm:update")),
-    (SM, "SelectGlobal", Access::Scope("swarm:read")),
-    (SM, "ListGlobalTags", Access::Scope("swarm:read")),
-    (SM, "InitializeNetworks", Access::Scope("swarm:update")),
+    (SM, "InitializeGlobal", Access::Scope("swarm:deploy")),
+    (SM, "SelectGlobal", Access::Scope("results:read")),
+    (SM, "ListGlobalTags", Access::Scope("results:read")),
+    (SM, "InitializeNetworks", Access::Scope("swarm:deploy")),
     (NM, "IsAvailable", Access::Authenticated),
     (NM, "GetNetworkStatus", Access::Scope("cluster:read")),
-    (NM, "CreateNetwork", Access::Scope("cluster:update")),
+    (NM, "CreateNetwork", Access::Scope("cluster:write")),
     (NM, "ListNetworks", Access::Scope("cluster:read")),
-    (NM, "DeleteNetwork", Access::Scope("cluster:update")),
+    (NM, "DeleteNetwork", Access::Scope("cluster:write")),
     (MM, "IsAvailable", Access::Authenticated),
-    (MM, "SendModule", Access::Scope("module:create")),
-    (MM, "ListModuleIds", Access::Scope("module:list")),
-    (MM, "StreamModules", Access::Scope("module:list")),
+    (MM, "SendModule", Access::Scope("module:upload")),
+    (MM, "ListModuleIds", Access::Scope("module:read")),
+    (MM, "StreamModules", Access::Scope("module:read")),
     (MM, "GetModule", Access::Scope("module:read")),
-    (MM, "UpdateModule", Access::Scope("module:update")),
+    (MM, "UpdateModule", Access::Scope("module:upload")),
     (MM, "RemoveModule", Access::Scope("module:delete")),
     (RM, "GetResource", Access::Authenticated),
     (RM, "ListAccessibleResources", Access::Authenticated),
-    (NS, "IsAvailable", Access::Node),
+    (NS, "IsAvailable", Access::NodeJoin),
     (NS, "SetNodeStatus", Access::Node),
     (NS, "UpdateTask", Access::Node),
     (NS, "AddTaskLogs", Access::Node),
     (NS, "SendError", Access::Node),
-    (NS, "RegisterNode", Access::Node),
-    (NS, "RenewNodeToken", Access::Node),
+    (NS, "RegisterNode", Access::NodeJoin),
+    (NS, "RenewNodeToken", Access::NodeRenew),
     (NS, "SetSystemSummary", Access::Node),
     (NS, "SetOverviews", Access::Node),
     (NS, "GetTaskResult", Access::Node),
@@ -202,6 +212,11 @@ pub fn status_of(err: &Error) -> Status {
         Error::UnknownUser(_) | Error::UnknownToken(_) => Status::not_found(err.to_string()),
         Error::Invalid { .. } | Error::InvalidScope(_) => Status::invalid_argument(err.to_string()),
         Error::ScopeNotHeld(_) => Status::permission_denied(err.to_string()),
+        Error::AliasTaken(_) => Status::already_exists(err.to_string()),
+        Error::NotFound { .. } => Status::not_found(err.to_string()),
+        Error::Conflict(_) => Status::failed_precondition(err.to_string()),
+        Error::NodeRefused(_) => Status::unauthenticated(err.to_string()),
+        Error::NodeForbidden(_) => Status::permission_denied(err.to_string()),
         Error::Storage { .. } => {
             tracing::error!(error = %err, "storage failure while serving a call");
             Status::unavailable("the manager's storage is unavailable; try again shortly")
@@ -316,6 +331,16 @@ where
         // The clone is not ready; swap so the ready service handles this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        if let Some(access) = node_access(self.enabled, req.uri().path()) {
+            // Node methods take node tokens, verified by the registry (grpc/node.rs).
+            return match crate::grpc::authorize_node(&self.core, &req, access) {
+                Ok(node) => {
+                    req.extensions_mut().insert(node);
+                    Box::pin(inner.call(req))
+                }
+                Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+            };
+        }
         match self.decide(&req) {
             Ok(caller) => {
                 if let Some(caller) = caller {
@@ -325,6 +350,19 @@ where
             }
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }
+    }
+}
+
+/// Which node tokens a node method takes; `None` for user methods (and for every method when
+/// authorization is disabled).
+fn node_access(enabled: bool, path: &str) -> Option<crate::registry::NodeAccess> {
+    use crate::registry::NodeAccess;
+    match access_for(path)? {
+        _ if !enabled => None,
+        Access::Node => Some(NodeAccess::Identity),
+        Access::NodeJoin => Some(NodeAccess::Join),
+        Access::NodeRenew => Some(NodeAccess::Renew),
+        _ => None,
     }
 }
 
@@ -392,7 +430,7 @@ impl<S> Authz<S> {
                      ask an administrator to grant it"
                 )))
             }
-            Access::Node => {
+            Access::Node | Access::NodeJoin | Access::NodeRenew => {
                 audit(Some(&caller), false, "needs a node token".into());
                 Err(Status::permission_denied(format!(
                     "permission denied: {path} is for nodes and needs a node token; \

@@ -18,6 +18,8 @@ use crate::scopes;
 use crate::server::{ServeOptions, serve, shutdown_signal};
 use crate::store::{AuditQuery, SqliteStore, Store, now_ms, now_secs};
 
+mod platform;
+
 /// The reference Manta manager: serves the published User API with real identity, tokens and
 /// authorization.
 #[derive(Debug, Parser)]
@@ -53,6 +55,15 @@ pub enum Command {
     Keys(KeysCommand),
     /// Shows the audit trail of authorization decisions, newest first.
     Audit(AuditArgs),
+    /// Creates and lists clusters.
+    #[command(subcommand)]
+    Cluster(platform::ClusterCommand),
+    /// Issues and revokes node bootstrap tokens of a cluster.
+    #[command(subcommand)]
+    NodeToken(platform::NodeTokenCommand),
+    /// Lists, shows and removes registered nodes.
+    #[command(subcommand)]
+    Node(platform::NodeCommand),
 }
 
 /// Flags of `serve` and `dev`.
@@ -339,6 +350,9 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
             .map_err(io_err)
         }
         Command::Audit(args) => audit_command(&Context::open(config)?, &args, out),
+        Command::Cluster(cmd) => platform::cluster_command(&Context::open(config)?, cmd, out),
+        Command::NodeToken(cmd) => platform::node_token_command(&Context::open(config)?, cmd, out),
+        Command::Node(cmd) => platform::node_command(&Context::open(config)?, cmd, out),
     }
 }
 

@@ -102,6 +102,31 @@ pub enum Error {
     /// TLS material could not be loaded.
     #[error("tls setup failed: {0}")]
     Tls(#[source] manta_tls::TlsError),
+    /// A fixed node alias is held by another registered node that is online. The message is
+    /// the published platform's text, which node agents match on.
+    #[error("Node with alias '{0}' already exists")]
+    AliasTaken(String),
+    /// A platform resource does not exist or the caller may not see it (the same answer, so
+    /// existence does not leak).
+    #[error("no {kind} with id {id:?}; {hint}")]
+    NotFound {
+        /// `cluster`, `node`, `swarm` or `module`.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+        /// Where to find valid ids.
+        hint: &'static str,
+    },
+    /// The resource is in a state that does not allow the operation.
+    #[error("{0}")]
+    Conflict(String),
+    /// A node-side token was refused; the text says why and what the node should do.
+    #[error("{0}")]
+    NodeRefused(&'static str),
+    /// A valid token of the wrong kind for a node method (a user token, or a bootstrap token
+    /// where a node identity token is needed).
+    #[error("permission denied: {0}")]
+    NodeForbidden(&'static str),
     /// The gRPC server could not start or stopped with an error.
     #[error("server failed: {0}; check that the address is free and reachable")]
     Server(String),

@@ -121,6 +121,8 @@ pub struct Core {
     lifetimes: Lifetimes,
     limiter: SignInLimiter,
     audit: AuditSink,
+    /// Clusters, swarms, modules and the node registry (manager part 2).
+    platform: crate::platform::Platform,
 }
 
 impl std::fmt::Debug for Core {
@@ -166,13 +168,24 @@ impl Core {
         limits: SignInLimits,
         audit: AuditSink,
     ) -> Self {
+        let platform = crate::platform::Platform::new(
+            Arc::clone(&store),
+            Arc::clone(&authority),
+            crate::registry::NodeSettings::default(),
+        );
         Core {
             store,
             authority,
             lifetimes,
             limiter: SignInLimiter::new(limits),
             audit,
+            platform,
         }
+    }
+
+    /// Clusters, swarms, modules and the node registry.
+    pub fn platform(&self) -> &crate::platform::Platform {
+        &self.platform
     }
 
     /// The store.

@@ -295,6 +295,31 @@ impl Authority {
     pub fn jwks(&self) -> String {
         self.current().jwks.clone()
     }
+
+    /// Signs any token request; node bootstrap and identity tokens (registry.rs) use it.
+    pub(crate) fn issue_request(&self, request: &TokenRequest) -> Result<manta_auth::IssuedToken> {
+        self.current()
+            .issuer
+            .issue(request)
+            .map_err(|e| key_err(&e))
+    }
+
+    /// Verifies a token of one kind; `allow_expired` accepts a correctly signed token past
+    /// its `exp` (RenewNodeToken applies its own grace window).
+    pub(crate) fn verify_kind(
+        &self,
+        token: &str,
+        kind: manta_auth::TokenKind,
+        allow_expired: bool,
+    ) -> Result<manta_auth::Claims, TokenProblem> {
+        let state = self.current();
+        let verified = if allow_expired {
+            state.verifier.verify_allow_expired(token, kind)
+        } else {
+            state.verifier.verify(token, kind)
+        };
+        verified.map(|v| v.claims).map_err(|e| problem_of(&e))
+    }
 }
 
 /// Generates a new EdDSA key, stores it and retires the previous ones (they keep verifying).

@@ -10,6 +10,7 @@ use manta_proto::core::user_services::module_management_server::ModuleManagement
 use manta_proto::core::user_services::network_management_server::NetworkManagementServer;
 use manta_proto::core::user_services::swarm_management_server::SwarmManagementServer;
 use manta_proto::core::user_services::user_management_server::UserManagementServer;
+use manta_proto::manta::v1::node_session_server::NodeSessionServer;
 use manta_proto::manta::v1::token_service_server::TokenServiceServer;
 use manta_proto::node::node_service::node_service_server::NodeServiceServer;
 use manta_tls::{ServerTls, TlsIncoming};
@@ -17,7 +18,9 @@ use tokio::net::TcpListener;
 
 use crate::authz::AuthzLayer;
 use crate::error::{Error, Result};
-use crate::grpc::{TokenApi, Unserved, UserApi};
+use crate::grpc::{
+    ClusterApi, ModuleApi, NodeApi, NodeSessionApi, SwarmApi, TokenApi, Unserved, UserApi,
+};
 use crate::identity::Core;
 
 /// The published SDK sends zipped module code and results as single messages; 4 MiB (tonic's
@@ -87,7 +90,10 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<UserManagementServer<UserApi>>().await;
     health.set_serving::<TokenServiceServer<TokenApi>>().await;
-    health.set_serving::<NodeServiceServer<Unserved>>().await;
+    health.set_serving::<NodeServiceServer<NodeApi>>().await;
+    health
+        .set_serving::<NodeSessionServer<NodeSessionApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(manta_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -103,9 +109,18 @@ pub async fn serve(
             UserManagementServer::new(UserApi::new(Arc::clone(&core))),
             n
         ))
-        .add_service(sized!(ClusterManagementServer::new(Unserved), n))
-        .add_service(sized!(SwarmManagementServer::new(Unserved), n))
-        .add_service(sized!(ModuleManagementServer::new(Unserved), n))
+        .add_service(sized!(
+            ClusterManagementServer::new(ClusterApi::new(Arc::clone(&core))),
+            n
+        ))
+        .add_service(sized!(
+            SwarmManagementServer::new(SwarmApi::new(Arc::clone(&core))),
+            n
+        ))
+        .add_service(sized!(
+            ModuleManagementServer::new(ModuleApi::new(Arc::clone(&core))),
+            n
+        ))
         .add_service(sized!(NetworkManagementServer::new(Unserved), n))
         .add_service(sized!(
             TokenServiceServer::new(TokenApi::new(Arc::clone(&core))),
@@ -116,7 +131,14 @@ pub async fn serve(
         .add_service(reflection_v1alpha.clone());
     let node_routes = tonic::transport::Server::builder()
         .layer(layer(&core, &options))
-        .add_service(sized!(NodeServiceServer::new(Unserved), n))
+        .add_service(sized!(
+            NodeServiceServer::new(NodeApi::new(Arc::clone(&core))),
+            n
+        ))
+        .add_service(sized!(
+            NodeSessionServer::new(NodeSessionApi::new(Arc::clone(&core))),
+            n
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -143,13 +165,37 @@ pub async fn serve(
         })
     };
 
+    // Heartbeats live in memory; one transaction per interval writes them to the store so
+    // `manta-manager node list` (another process) sees liveness too.
+    let flush = {
+        let core = Arc::clone(&core);
+        let every = core.platform().registry().settings().heartbeat_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let core = Arc::clone(&core);
+                let flushed =
+                    tokio::task::spawn_blocking(move || core.platform().registry().flush()).await;
+                if let Ok(Err(e)) = flushed {
+                    tracing::warn!(error = %e, "cannot record node heartbeats; retrying next interval");
+                }
+            }
+        })
+    };
+
     shutdown.await;
     tracing::info!("shutting down: finishing calls in flight");
     let _ = stop_tx.send(true);
     reload.abort();
+    flush.abort();
     let (user_abort, node_abort) = (user.abort_handle(), node.abort_handle());
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { (user.await, node.await) }).await;
     core.audit().flush();
+    if let Err(e) = core.platform().registry().flush() {
+        tracing::warn!(error = %e, "cannot record the last node heartbeats");
+    }
     let Ok(joined) = drained else {
         // A client that keeps a call open must not keep the manager alive forever.
         tracing::warn!("calls still open after {DRAIN_TIMEOUT:?}; closing them");

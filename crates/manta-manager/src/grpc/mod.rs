@@ -1,6 +1,10 @@
 //! The gRPC services: the published User API, the `manta.v1` token service, and the methods
 //! not served yet.
 
+mod cluster;
+mod module;
+mod node;
+mod swarm;
 mod tokens;
 mod unserved;
 mod user;
@@ -10,6 +14,11 @@ use std::sync::Arc;
 
 use tonic::Status;
 
+pub use cluster::ClusterApi;
+pub use module::ModuleApi;
+pub(crate) use node::authorize_node;
+pub use node::{NodeApi, NodeSessionApi};
+pub use swarm::SwarmApi;
 pub use tokens::TokenApi;
 pub use unserved::Unserved;
 pub use user::UserApi;

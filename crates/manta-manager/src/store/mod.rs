@@ -4,10 +4,12 @@
 //! trait; nothing above it changes. Methods are synchronous: durable writes wait for an fsync,
 //! so async callers run them on tokio's blocking pool.
 
+mod platform;
 mod sqlite;
 
 use secrecy::SecretBox;
 
+pub use platform::{ClusterRecord, ModuleRecord, NodeRecord, PlatformStore, SwarmRecord};
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
@@ -208,7 +210,7 @@ pub struct AuditQuery {
 }
 
 /// Everything the manager persists.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PlatformStore + Send + Sync + 'static {
     /// Creates a user with a fresh 32-hex id.
     fn create_user(&self, user: NewUser, now: i64) -> Result<UserRecord>;
     /// Finds a user by id.

@@ -20,6 +20,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+mod platform;
+
 /// Versioned migrations; index + 1 is the schema version stored in `PRAGMA user_version`.
 /// Append only: never edit a migration that has shipped.
 const MIGRATIONS: &[&str] = &[
@@ -88,6 +90,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_time ON audit(at_ms);
     ",
+    // 2: clusters, bootstrap tokens, nodes, modules, swarms (see `platform.rs`).
+    platform::MIGRATION,
 ];
 
 /// How many reader connections serve lookups beside the writer.

@@ -4,6 +4,7 @@
 mod durability;
 mod harness;
 mod interop;
+mod nodes;
 mod process;
 mod tls;
 mod tokens;

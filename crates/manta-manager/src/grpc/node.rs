@@ -1,0 +1,289 @@
+//! The node API: `NodeService` registration and renewal (the published protocol) and
+//! `manta.v1.NodeSession` heartbeat and deregistration. The authorization layer has already
+//! verified the node's token and put a [`NodeCaller`] into the request.
+
+use std::sync::Arc;
+
+use manta_proto::common::informations::{NodeOverview, Registration};
+use manta_proto::common::system::{Empty, Jwt, Ok as NodeOk};
+use manta_proto::manta::v1::node_session_server::NodeSession;
+use manta_proto::manta::v1::{
+    DeregisterRequest, DeregisterResponse, HeartbeatRequest, HeartbeatResponse,
+};
+use manta_proto::node::node_service::node_service_server::NodeService;
+use secrecy::ExposeSecret;
+use tonic::{Request, Response, Status};
+
+use super::{BoxStream, Unserved, run, ts};
+use crate::identity::Core;
+use crate::keys::TokenProblem;
+use crate::registry::{NodeAccess, NodeCaller};
+use crate::store::{AuditEvent, now_ms};
+
+/// The node-side caller the authorization layer verified; absent means the layer was
+/// bypassed, which is refused rather than trusted.
+pub(crate) fn node_caller<T>(request: &Request<T>) -> Result<NodeCaller, Status> {
+    request
+        .extensions()
+        .get::<NodeCaller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated(TokenProblem::Missing.message()))
+}
+
+/// Node authorization for the layer: verifies the node-side token through the registry and
+/// audits the decision. Allowed heartbeats are not recorded (like health checks, they arrive
+/// every few seconds from every node); denials always are.
+pub(crate) fn authorize_node(
+    core: &Core,
+    req: &http::Request<tonic::body::Body>,
+    access: NodeAccess,
+) -> Result<NodeCaller, Status> {
+    let path = req.uri().path();
+    let (peer, client_identity) = crate::authz::peer_of(req.extensions());
+    let audit =
+        |subject: Option<String>, token_id: Option<String>, allowed: bool, reason: String| {
+            core.audit().record(AuditEvent {
+                at_ms: now_ms(),
+                subject,
+                token_id,
+                method: path.to_owned(),
+                resource: None,
+                allowed,
+                reason,
+                peer: peer.clone(),
+                client_identity: client_identity.clone(),
+            });
+        };
+    let Some(token) = crate::authz::bearer(req.headers()) else {
+        audit(None, None, false, "missing token".into());
+        return Err(Status::unauthenticated(TokenProblem::Missing.message()));
+    };
+    match core.platform().registry().authenticate(token, access) {
+        Ok(node) => {
+            if !path.ends_with("/Heartbeat") {
+                let reason = match &node {
+                    NodeCaller::Bootstrap { .. } => "bootstrap token",
+                    NodeCaller::Node { .. } => "node token",
+                };
+                audit(
+                    Some(node.subject()),
+                    Some(node.token_id().to_owned()),
+                    true,
+                    reason.into(),
+                );
+            }
+            Ok(node)
+        }
+        Err(e) => {
+            audit(None, None, false, e.to_string());
+            Err(crate::authz::status_of(&e))
+        }
+    }
+}
+
+fn identity(caller: &NodeCaller) -> Result<String, Status> {
+    match caller {
+        NodeCaller::Node { node_id, .. } => Ok(node_id.clone()),
+        NodeCaller::Bootstrap { .. } => Err(Status::permission_denied(
+            "permission denied: a bootstrap token can only register a node; call RegisterNode \
+             and use the node token it returns",
+        )),
+    }
+}
+
+/// `node.node_service.NodeService`: IsAvailable, RegisterNode and RenewNodeToken are served;
+/// task, result and WireGuard methods answer UNIMPLEMENTED until scheduling lands.
+#[derive(Debug, Clone)]
+pub struct NodeApi {
+    core: Arc<Core>,
+}
+
+impl NodeApi {
+    /// The service over an engine.
+    pub fn new(core: Arc<Core>) -> Self {
+        NodeApi { core }
+    }
+}
+
+type R<T> = Result<Response<T>, Status>;
+use manta_proto::common::{
+    informations as inf, results as res, system as sys, tasks, wireguard as wg,
+};
+
+#[tonic::async_trait]
+impl NodeService for NodeApi {
+    async fn is_available(&self, _request: Request<Empty>) -> R<NodeOk> {
+        Ok(Response::new(NodeOk {}))
+    }
+
+    async fn register_node(&self, request: Request<NodeOverview>) -> R<Registration> {
+        let caller = node_caller(&request)?;
+        let overview = request.into_inner();
+        let interval = self
+            .core
+            .platform()
+            .registry()
+            .settings()
+            .heartbeat_interval;
+        let issued = run(&self.core, move |core| {
+            core.platform().registry().register(&caller, &overview)
+        })
+        .await?;
+        tracing::info!(
+            node_id = %issued.node_id,
+            cluster_id = %issued.cluster_id,
+            issued_version = issued.issued_version,
+            "node registered"
+        );
+        Ok(Response::new(Registration {
+            mqtt_broker_host: String::new(),
+            mqtt_broker_port: 0,
+            mqtt_topics: Vec::new(),
+            node_token: Some(issued.token.expose_secret().to_owned()),
+            cluster_id: Some(issued.cluster_id.clone()),
+            node_id: Some(issued.node_id.clone()),
+            heartbeat_interval_seconds: Some(u32::try_from(interval.as_secs()).unwrap_or(u32::MAX)),
+        }))
+    }
+
+    async fn renew_node_token(&self, request: Request<Empty>) -> R<Jwt> {
+        let caller = node_caller(&request)?;
+        let issued = run(&self.core, move |core| {
+            core.platform().registry().renew(&caller)
+        })
+        .await?;
+        Ok(Response::new(Jwt {
+            token: issued.token.expose_secret().to_owned(),
+        }))
+    }
+
+    async fn set_node_status(&self, request: Request<inf::NodeStatus>) -> R<sys::Ok> {
+        Unserved.set_node_status(request).await
+    }
+    async fn update_task(&self, request: Request<tasks::TaskUpdate>) -> R<sys::Ok> {
+        Unserved.update_task(request).await
+    }
+    async fn add_task_logs(&self, request: Request<tonic::Streaming<sys::Logs>>) -> R<sys::Logs> {
+        Unserved.add_task_logs(request).await
+    }
+    async fn send_error(&self, request: Request<sys::Error>) -> R<sys::Ok> {
+        Unserved.send_error(request).await
+    }
+    async fn set_system_summary(&self, request: Request<inf::MetricsSnapshot>) -> R<sys::Ok> {
+        Unserved.set_system_summary(request).await
+    }
+    async fn set_overviews(&self, request: Request<inf::DatasetOverviews>) -> R<sys::Ok> {
+        Unserved.set_overviews(request).await
+    }
+    type GetTaskResultStream = BoxStream<res::ChunkResultValues>;
+    async fn get_task_result(
+        &self,
+        request: Request<res::ResultQuery>,
+    ) -> R<Self::GetTaskResultStream> {
+        Unserved.get_task_result(request).await
+    }
+    async fn add_task_result(
+        &self,
+        request: Request<tonic::Streaming<res::Result>>,
+    ) -> R<res::Result> {
+        Unserved.add_task_result(request).await
+    }
+    type GetGlobalStream = BoxStream<res::GlobalValue>;
+    async fn get_global(&self, request: Request<res::GlobalTag>) -> R<Self::GetGlobalStream> {
+        Unserved.get_global(request).await
+    }
+    async fn set_global(
+        &self,
+        request: Request<tonic::Streaming<res::GlobalUpdate>>,
+    ) -> R<res::GlobalUpdate> {
+        Unserved.set_global(request).await
+    }
+    async fn stop_swarm(
+        &self,
+        request: Request<manta_proto::node::node_service::StopSwarmProcess>,
+    ) -> R<sys::Ok> {
+        NodeService::stop_swarm(&Unserved, request).await
+    }
+    async fn get_relation(&self, request: Request<sys::PairId>) -> R<sys::PairId> {
+        Unserved.get_relation(request).await
+    }
+    async fn schedule_task(&self, request: Request<tasks::TaskScheduling>) -> R<sys::Ok> {
+        Unserved.schedule_task(request).await
+    }
+    async fn register_wire_guard_node(
+        &self,
+        request: Request<wg::RegisterWireGuardNodeRequest>,
+    ) -> R<wg::RegisterWireGuardNodeResponse> {
+        Unserved.register_wire_guard_node(request).await
+    }
+    async fn get_wire_guard_peers(
+        &self,
+        request: Request<wg::WireGuardPeerRequest>,
+    ) -> R<wg::WireGuardPeerList> {
+        Unserved.get_wire_guard_peers(request).await
+    }
+    async fn deregister_wire_guard_node(
+        &self,
+        request: Request<wg::DeregisterWireGuardNodeRequest>,
+    ) -> R<wg::DeregisterWireGuardNodeResponse> {
+        Unserved.deregister_wire_guard_node(request).await
+    }
+    async fn update_node_endpoint(
+        &self,
+        request: Request<wg::UpdateNodeEndpointRequest>,
+    ) -> R<wg::UpdateNodeEndpointResponse> {
+        Unserved.update_node_endpoint(request).await
+    }
+}
+
+/// `manta.v1.NodeSession`: heartbeat and deregistration with the node token in metadata.
+#[derive(Debug, Clone)]
+pub struct NodeSessionApi {
+    core: Arc<Core>,
+}
+
+impl NodeSessionApi {
+    /// The service over an engine.
+    pub fn new(core: Arc<Core>) -> Self {
+        NodeSessionApi { core }
+    }
+}
+
+#[tonic::async_trait]
+impl NodeSession for NodeSessionApi {
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> R<HeartbeatResponse> {
+        let caller = node_caller(&request)?;
+        let node_id = identity(&caller)?;
+        let NodeCaller::Node { expires_at, .. } = caller else {
+            return Err(Status::internal("node caller changed kind"));
+        };
+        let registry = self.core.platform().registry();
+        // Memory only (no blocking I/O), so it runs on the async worker directly.
+        registry
+            .heartbeat(&node_id)
+            .map_err(|e| crate::authz::status_of(&e))?;
+        let interval = registry.settings().heartbeat_interval;
+        Ok(Response::new(HeartbeatResponse {
+            interval_seconds: u32::try_from(interval.as_secs()).unwrap_or(u32::MAX),
+            token_expires_at: Some(ts(expires_at)),
+        }))
+    }
+
+    async fn deregister(&self, request: Request<DeregisterRequest>) -> R<DeregisterResponse> {
+        let caller = node_caller(&request)?;
+        let node_id = identity(&caller)?;
+        let reason: String = request
+            .get_ref()
+            .reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        tracing::info!(node_id = %node_id, reason = %reason, "node deregistered");
+        run(&self.core, move |core| {
+            core.platform().registry().deregister(&node_id)
+        })
+        .await?;
+        Ok(Response::new(DeregisterResponse {}))
+    }
+}
