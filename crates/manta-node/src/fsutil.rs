@@ -28,6 +28,17 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), NodeError> {
 /// Writes `contents` to `path` atomically with mode 0600: temporary file in the same
 /// directory, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NodeError> {
+    write_replace(path, contents, true)
+}
+
+/// Replaces `path` with `contents` through a rename, so readers never see a partial file,
+/// but without fsync: for status files that a crash may lose (the two fsyncs cost tens of
+/// milliseconds on a busy disk, which start-up should not pay for a status line).
+pub(crate) fn write_volatile(path: &Path, contents: &[u8]) -> Result<(), NodeError> {
+    write_replace(path, contents, false)
+}
+
+fn write_replace(path: &Path, contents: &[u8], durable: bool) -> Result<(), NodeError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -52,10 +63,14 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NodeError
         }
         let mut file = options.open(&tmp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)?;
-        fs::File::open(&dir)?.sync_all()?;
+        if durable {
+            fs::File::open(&dir)?.sync_all()?;
+        }
         Ok(())
     })();
     if result.is_err() {
@@ -83,6 +98,8 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "two");
+        write_volatile(&path, b"three").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "three");
         assert_eq!(mode_of(&path).unwrap(), 0o600);
         assert_eq!(mode_of(path.parent().unwrap()).unwrap(), 0o700);
         let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();

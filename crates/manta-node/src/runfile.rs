@@ -94,7 +94,8 @@ impl RunLock {
     pub fn publish(&self, info: &RunInfo) -> Result<(), NodeError> {
         // RunInfo is plain data; serialization cannot fail.
         let text = serde_json::to_vec_pretty(info).unwrap_or_default();
-        fsutil::write_atomic(&self.info_path, &text)
+        // Status only: a crash may lose it (the lock tells `status` the truth anyway).
+        fsutil::write_volatile(&self.info_path, &text)
     }
 }
 

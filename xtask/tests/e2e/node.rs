@@ -612,3 +612,76 @@ async fn real_process_sighup_rotates_the_token_and_sigterm_deregisters() {
     );
     m.stop().await;
 }
+
+/// Runs `manta_node ARGS` in-process (on a blocking thread: the command builds its own
+/// runtime) and returns the exit code and everything printed.
+async fn node_cli(env: Env, args: &[&str]) -> (u8, String) {
+    let args: Vec<std::ffi::OsString> = std::iter::once("manta_node")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut stdin = std::io::Cursor::new(Vec::new());
+        let code = manta_node::cli::run(
+            args,
+            &env,
+            &mut manta_node::cli::Io {
+                stdin: &mut stdin,
+                interactive: false,
+                stdout: &mut out,
+                stderr: &mut err,
+            },
+        );
+        (
+            code,
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            ),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_online_asks_the_manager() {
+    let m = Manager::start().await;
+    let other = Manager::start().await;
+    let (_c, good) = cluster(&m.core);
+    let (_c, foreign) = cluster(&other.core);
+    let h = NodeHome::new();
+    h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let env = |t: &SecretString| {
+        Env::from_pairs([
+            ("MANTA_NODE_TOKEN", t.expose_secret().to_owned()),
+            ("MANTA_HOME", h.home().root().display().to_string()),
+        ])
+    };
+    let (code, out) = node_cli(env(&good), &["config", "validate", "worker", "--online"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "The manager at 127.0.0.1:{} accepts the token",
+            m.node_addr.port()
+        )),
+        "{out}"
+    );
+    let (code, out) = node_cli(env(&foreign), &["config", "validate", "worker", "--online"]).await;
+    assert_eq!(code, 77, "{out}");
+    assert!(
+        out.contains("Error: Invalid or expired JWT token\n") && out.contains("Solutions:"),
+        "{out}"
+    );
+    assert!(!out.contains(foreign.expose_secret()));
+    m.stop().await;
+    let (code, out) = node_cli(env(&good), &["config", "validate", "worker", "--online"]).await;
+    assert_eq!(code, 69, "{out}");
+    assert!(
+        out.contains("cannot reach the manager at 127.0.0.1:"),
+        "{out}"
+    );
+    other.stop().await;
+}
