@@ -265,24 +265,21 @@ impl SwarmManagement for SwarmApi {
     async fn initialize_global(&self, request: Request<tonic::Streaming<Global>>) -> R<Global> {
         let who = caller(&request)?;
         let mut stream = request.into_inner();
-        let mut last = Global::default();
         while let Some(item) = stream.next().await {
             let global = item?;
             let who = who.clone();
-            let g = global.clone();
             run(&self.core, move |core| {
-                let swarm = g.swarm_id.unwrap_or_default();
+                let swarm = global.swarm_id.unwrap_or_default();
                 core.platform()
-                    .set_global(&Viewer::of(&who), &swarm, &g.tag, &g.data)
+                    .set_global(&Viewer::of(&who), &swarm, &global.tag, &global.data)
                     .map(drop)
             })
             .await?;
-            last = Global {
-                data: Vec::new(),
-                ..global
-            };
         }
-        Ok(Response::new(last))
+        // An empty message: our proto (from the reconstructed schema) declares `Global` as the
+        // answer while the published SDK decodes `common.system.Response`; zero bytes decode
+        // as either.
+        Ok(Response::new(Global::default()))
     }
 
     type SelectGlobalStream = BoxStream<us::SelectGlobalResponse>;

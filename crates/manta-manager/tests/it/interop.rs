@@ -73,7 +73,7 @@ fn venv_dir() -> PathBuf {
 }
 
 /// Returns the venv's python, creating the venv when needed; Err(reason) when impossible.
-fn sdk_python() -> Result<PathBuf, String> {
+pub(crate) fn sdk_python() -> Result<PathBuf, String> {
     let venv = venv_dir();
     let python = venv.join("bin/python");
     let has_sdk = |py: &Path| {
