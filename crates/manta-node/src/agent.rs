@@ -747,6 +747,42 @@ fn backoff(failures: u32) -> Duration {
 mod tests {
     use super::*;
 
+    fn config(token: &str, alias: &str) -> NodeConfig {
+        let env = Env::from_pairs([("T", token)]);
+        NodeConfig::from_toml(
+            &format!("[identity]\nsecured_token = \"${{T}}\"\nalias = \"{alias}\"\n"),
+            &env,
+        )
+        .unwrap()
+    }
+
+    /// A JWT-shaped token expiring at `exp` (only the manager checks signatures).
+    fn jwt(exp: u64) -> String {
+        use base64::Engine as _;
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.c2ln",
+            b.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b.encode(format!(r#"{{"exp":{exp}}}"#))
+        )
+    }
+
+    #[test]
+    fn expired_bootstrap_blocks_only_without_a_saved_identity() {
+        let expired = config(&jwt(1_600_000_000), "w");
+        let err = check(&expired, false).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
+        assert!(
+            err.to_string().contains("Invalid or expired JWT token"),
+            "{err}"
+        );
+        check(&expired, true).unwrap();
+        // Other problems block even when resuming.
+        let bad_alias = config(&jwt(1_600_000_000), "bad alias");
+        assert!(check(&bad_alias, true).is_err());
+        check(&config(&jwt(4_000_000_000), "w"), false).unwrap();
+    }
+
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
         let first = backoff(1);

@@ -508,7 +508,7 @@ fn wait_file(path: &Path, needle: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_process_sighup_rotates_the_token_and_sigterm_deregisters() {
+async fn real_process_sighup_rotates_the_token_and_stop_deregisters() {
     let bin = node_binary();
     let m = Manager::start().await;
     let (c, first) = cluster(&m.core);
@@ -580,7 +580,20 @@ async fn real_process_sighup_rotates_the_token_and_sigterm_deregisters() {
     };
     let node_token = h.state("worker-1").unwrap().node_token;
 
-    signal(&child, "-TERM");
+    // `manta_node stop` sends SIGTERM after checking the lock and the process start time.
+    let pid = child.id();
+    let stop = Command::new(&bin)
+        .args(["stop", "worker-1"])
+        .env_clear()
+        .env("MANTA_HOME", h.home().root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&stop.stdout).trim(),
+        format!("stopped node 'worker-1' (pid {pid})"),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
     let code = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
