@@ -330,11 +330,22 @@ impl UserApiBuilder {
         }
         let (channel, is_tls) = self.channel()?;
         if !is_tls && !PLAINTEXT_SAID.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                host = %self.host,
-                port = self.port,
-                "plaintext connection: tokens travel unencrypted; give a cert folder or use port 443 for TLS"
-            );
+            // Said once per process. Loopback traffic never leaves the machine, so there it
+            // is information, not a warning.
+            let loopback = matches!(self.host.as_str(), "localhost" | "::1" | "[::1]")
+                || self
+                    .host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                tracing::info!(host = %self.host, port = self.port, "plaintext connection to a loopback address");
+            } else {
+                tracing::warn!(
+                    host = %self.host,
+                    port = self.port,
+                    "plaintext connection: tokens travel unencrypted; give a cert folder or use port 443 for TLS"
+                );
+            }
         }
         let session = Arc::new(SessionToken::new(self.refresh_token));
         let refreshes = Arc::new(AtomicU64::new(0));

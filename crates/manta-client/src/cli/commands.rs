@@ -243,10 +243,39 @@ async fn connected(
     out: Out<'_>,
 ) -> Result<()> {
     let (api, source, home) = connect(g, ctx)?;
+    let logout = matches!(command, Command::Logout);
+    let explicit_refresh = matches!(command, Command::Token(TokenCommand::Refresh));
+    let result = run_connected(command, &api, &source, &home, g, ctx, out).await;
+    // A token renewed automatically during the command replaces the stored one, so the next
+    // command does not renew it again.
+    if api.refresh_count() > 0 && !logout && !explicit_refresh {
+        let store = match source {
+            TokenSource::Keyring { .. } => Some(Store::Keyring),
+            TokenSource::CredentialsFile { .. } => Some(Store::File),
+            _ => None,
+        };
+        if let Some(store) = store
+            && let Err(e) = store_token(store, &api.token(), ctx, &home)
+        {
+            tracing::warn!(error = %e, "could not store the renewed token");
+        }
+    }
+    result
+}
+
+async fn run_connected(
+    command: Command,
+    api: &UserApi,
+    source: &TokenSource,
+    home: &MantaHome,
+    g: &Global,
+    ctx: &mut Context<'_>,
+    out: Out<'_>,
+) -> Result<()> {
     match command {
         Command::Logout => {
             let server = api.logout().await;
-            let forgotten = forget(&source, ctx, &home)?;
+            let forgotten = forget(source, ctx, home)?;
             let where_ = forgotten
                 .unwrap_or_else(|| format!("nothing stored ({source} is not managed by manta)"));
             match server {
@@ -282,9 +311,9 @@ async fn connected(
                 .map_err(io_err)
             }
         }
-        Command::Token(t) => token(t, &api, &source, g, ctx, &home, out).await,
-        Command::Cluster(c) => cluster(c, &api, g, out).await,
-        Command::Swarm(s) => swarm(s, &api, g, out).await,
+        Command::Token(t) => token(t, api, source, g, ctx, home, out).await,
+        Command::Cluster(c) => cluster(c, api, g, out).await,
+        Command::Swarm(s) => swarm(s, api, g, out).await,
         Command::Login(_) | Command::Profile(_) | Command::Completions { .. } => Ok(()),
     }
 }
