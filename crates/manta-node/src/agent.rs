@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use manta_auth::{RefreshConfig, SharedClock, TokenSource};
 use manta_config::{
-    ConfigError, Env, MSG_TOKEN_INVALID, MantaHome, NodeConfig, SECURED_TOKEN_KEY, Severity,
+    ConfigError, Env, MSG_TOKEN_INVALID, MantaHome, NodeConfig, Problem, SECURED_TOKEN_KEY,
+    Severity,
 };
 use secrecy::SecretString;
 use tokio::sync::{mpsc, watch};
@@ -192,7 +193,7 @@ impl Agent {
             IdentityState::load(&state_path)?
                 .filter(|s| s.manager == endpoint && s.alias == identity.alias)
         };
-        check(&config, saved.is_some())?;
+        let warnings = check(&config, saved.is_some())?;
         let lock = RunLock::acquire(&run_dir(&options.home), &identity.alias)?;
         Ok(Prepared {
             options,
@@ -201,6 +202,7 @@ impl Agent {
             state_path,
             saved,
             lock,
+            warnings,
         })
     }
 
@@ -215,8 +217,8 @@ impl Agent {
 
 /// Validation, with one exception: when a saved node identity can be resumed, an expired
 /// bootstrap token is only a warning (the node does not need it unless it must register
-/// from scratch).
-fn check(config: &NodeConfig, resumable: bool) -> Result<(), NodeError> {
+/// from scratch). Returns the problems that do not block, to be shown as warnings.
+fn check(config: &NodeConfig, resumable: bool) -> Result<Vec<Problem>, NodeError> {
     let report = config.validate(SystemTime::now());
     let blocking: Vec<_> = report
         .problems
@@ -225,11 +227,12 @@ fn check(config: &NodeConfig, resumable: bool) -> Result<(), NodeError> {
         .filter(|p| !(resumable && p.key == SECURED_TOKEN_KEY && p.message == MSG_TOKEN_INVALID))
         .cloned()
         .collect();
-    for p in report.problems.iter().filter(|p| !blocking.contains(p)) {
-        tracing::warn!(key = %p.key, "{}", p.message);
-    }
     if blocking.is_empty() {
-        Ok(())
+        Ok(report
+            .problems
+            .into_iter()
+            .filter(|p| !blocking.contains(p))
+            .collect())
     } else {
         Err(NodeError::Config(ConfigError::Validation {
             problems: report.problems,
@@ -246,9 +249,16 @@ pub struct Prepared {
     state_path: PathBuf,
     saved: Option<IdentityState>,
     lock: RunLock,
+    warnings: Vec<Problem>,
 }
 
 impl Prepared {
+    /// Validation findings that do not block the start (long alias, an expired bootstrap
+    /// token while a saved identity can be resumed).
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
+    }
+
     /// Who this agent will be.
     pub fn identity(&self) -> &NodeIdentity {
         &self.identity
@@ -776,7 +786,9 @@ mod tests {
             err.to_string().contains("Invalid or expired JWT token"),
             "{err}"
         );
-        check(&expired, true).unwrap();
+        let warnings = check(&expired, true).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].message, MSG_TOKEN_INVALID);
         // Other problems block even when resuming.
         let bad_alias = config(&jwt(1_600_000_000), "bad alias");
         assert!(check(&bad_alias, true).is_err());

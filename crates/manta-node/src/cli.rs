@@ -546,6 +546,7 @@ fn start(a: StartArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u
     options.alias = a.alias;
     options.heartbeat_interval = a.heartbeat.filter(|s| *s > 0).map(Duration::from_secs);
     let prepared = Agent::prepare(options)?;
+    print_problems(prepared.warnings(), io.stderr);
     let alias = prepared.identity().alias.clone();
     let target = logging::target(home, &prepared.config().logging, &alias, a.console);
     logging::init(&target, &prepared.config().logging)?;

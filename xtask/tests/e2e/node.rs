@@ -698,3 +698,43 @@ async fn validate_online_asks_the_manager() {
     );
     other.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_registration_with_the_configured_cert_folder() {
+    let pki = tempfile::tempdir().unwrap();
+    manta_tls::DevPki::create(pki.path(), &manta_tls::DevPkiOptions::default()).unwrap();
+    let tls =
+        manta_tls::ServerTls::from_folder(pki.path(), manta_tls::ClientAuth::Required).unwrap();
+    let m = Manager::start_with(crate::harness::Options {
+        tls: Some(tls),
+        ..Default::default()
+    })
+    .await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let tls_section = |folder: &Path| {
+        format!(
+            "[identity]\nsecured_token = \"${{MANTA_NODE_TOKEN}}\"\nalias = \"secure-1\"\n\n[network]\nmanager_host = \"localhost\"\nmanager_port = {}\n\n[security]\nuse_tls = true\ncert_folder = \"{}\"\n",
+            m.node_addr.port(),
+            folder.display()
+        )
+    };
+    let cfg = h.write("secure", &tls_section(pki.path()));
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let s = wait_for(&agent, "a heartbeat over mTLS", |s| s.heartbeats >= 1).await;
+    assert!(online(&m.core, &s.node_id));
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+
+    // A folder without the client key is a configuration error naming the file, never a
+    // silent fall back to plaintext.
+    let partial = tempfile::tempdir().unwrap();
+    for f in ["ca.crt", "client.crt"] {
+        std::fs::copy(pki.path().join(f), partial.path().join(f)).unwrap();
+    }
+    let cfg = h.write("secure", &tls_section(partial.path()));
+    let err = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap_err();
+    assert_eq!(err.exit_code(), manta_node::EXIT_CONFIG, "{err}");
+    assert!(err.to_string().contains("client.key"), "{err}");
+    m.stop().await;
+}
