@@ -419,14 +419,9 @@ fn validate(
 fn show(a: &ShowArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u8, NodeError> {
     let path = resolve(&a.config, home)?;
     if !a.resolved {
-        let mut doc = ConfigDocument::open(&path)?;
-        if doc.get_str(SECURED_TOKEN_KEY).is_some() && !doc.is_reference(SECURED_TOKEN_KEY) {
-            doc.set_str(SECURED_TOKEN_KEY, "[REDACTED]")?;
-        }
+        let text = masked(ConfigDocument::open(&path)?)?;
         writeln!(io.stdout, "# {}", path.display()).map_err(out_err)?;
-        io.stdout
-            .write_all(doc.render().as_bytes())
-            .map_err(out_err)?;
+        io.stdout.write_all(text.as_bytes()).map_err(out_err)?;
         return Ok(0);
     }
     let cfg = NodeConfig::load(&path, env)?.value;
@@ -482,6 +477,46 @@ fn show(a: &ShowArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u8
         writeln!(io.stdout, "{l}").map_err(out_err)?;
     }
     Ok(0)
+}
+
+/// The file as written with the token masked: a literal token becomes `[REDACTED]`, a
+/// reference keeps its variable name and loses any default (`${VAR:[REDACTED]}`), since a
+/// default may be a literal token.
+fn masked(mut doc: ConfigDocument) -> Result<zeroize::Zeroizing<String>, NodeError> {
+    let Some(written) = doc.get_str(SECURED_TOKEN_KEY).map(zeroize::Zeroizing::new) else {
+        return Ok(doc.render());
+    };
+    let plain = written
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(is_env_name);
+    if plain {
+        return Ok(doc.render());
+    }
+    if doc.is_reference(SECURED_TOKEN_KEY) && written.starts_with("${") {
+        let name_len = written[2..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(written.len() - 2);
+        let rest = &written[2 + name_len..];
+        let op_len = rest
+            .find(|c: char| !matches!(c, ':' | '-' | '?'))
+            .unwrap_or(rest.len());
+        let masked = format!(
+            "{}{}[REDACTED]}}",
+            &written[..2 + name_len],
+            &rest[..op_len]
+        );
+        let rendered = doc.render();
+        let needle = format!("\"{}\"", written.as_str());
+        if rendered.contains(&needle) {
+            return Ok(zeroize::Zeroizing::new(
+                rendered.replace(&needle, &format!("\"{masked}\"")),
+            ));
+        }
+    }
+    // Anything else (a literal, or a reference mixed with text): mask the whole value.
+    doc.set_str(SECURED_TOKEN_KEY, "[REDACTED]")?;
+    Ok(doc.render())
 }
 
 fn list(home: &MantaHome, io: &mut Io<'_>) -> Result<u8, NodeError> {

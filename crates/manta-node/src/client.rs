@@ -105,6 +105,9 @@ impl ManagerClient {
             .filter(|t| !t.is_empty())
             .map(SecretString::from)
             .ok_or_else(|| bad("no node token"))?;
+        // Not a write: the one read of the token outside the wire and the state file, to
+        // check it is a JWT and to learn `node_id`/`cluster_id` from managers that do not
+        // send our Registration fields 100/101 (the published protocol).
         let claims = manta_auth::inspect(node_token.expose_secret())
             .map_err(|_| bad("the node token is not a JWT"))?
             .claims;

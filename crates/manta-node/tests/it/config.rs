@@ -406,3 +406,33 @@ fn list_shows_names_and_creates_nothing() {
         .collect();
     assert_eq!(names, ["a", "b"]);
 }
+
+#[test]
+fn show_masks_a_token_given_as_a_default() {
+    let home = Home::new();
+    let tok = good_jwt();
+    for (written, shown) in [
+        (
+            format!("${{NODE_TOKEN:{tok}}}"),
+            "secured_token = \"${NODE_TOKEN:[REDACTED]}\"",
+        ),
+        (
+            format!("${{NODE_TOKEN:-{tok}}}"),
+            "secured_token = \"${NODE_TOKEN:-[REDACTED]}\"",
+        ),
+        (
+            format!("pre-${{X}}-{tok}"),
+            "secured_token = \"[REDACTED]\"",
+        ),
+        (
+            "${MANTA_NODE_TOKEN}".to_owned(),
+            "secured_token = \"${MANTA_NODE_TOKEN}\"",
+        ),
+    ] {
+        home.write("d", &format!("[identity]\nsecured_token = \"{written}\"\n"));
+        let out = cli(&home.env(&[]), &["config", "show", "d"], "", false);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains(shown), "{written}: {}", out.stdout);
+        assert!(!out.stdout.contains(&tok), "{written}: {}", out.stdout);
+    }
+}
