@@ -353,6 +353,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn manager_statuses_become_node_errors() {
+        let client = ManagerClient::new(
+            &NodeConfig::default(),
+            &Env::from_pairs::<[(&str, &str); 0], _, _>([]),
+        )
+        .unwrap();
+        let check = |status: Status, alias: Option<&str>, headline: &str, code: u8| {
+            let e = client.map("RegisterNode", status, alias);
+            assert!(e.headline().starts_with(headline), "{e}");
+            assert_eq!(e.exit_code(), code, "{e}");
+        };
+        use crate::error::{EXIT_FAILURE, EXIT_NOPERM, EXIT_UNAVAILABLE};
+        check(
+            Status::already_exists("alias taken"),
+            Some("worker-1"),
+            "Node with alias 'worker-1' already exists",
+            EXIT_NOPERM,
+        );
+        check(
+            Status::unauthenticated("expired token: refresh it"),
+            None,
+            "Invalid or expired JWT token",
+            EXIT_NOPERM,
+        );
+        check(
+            Status::permission_denied("needs a node token"),
+            None,
+            "the manager refused RegisterNode: needs a node token",
+            EXIT_NOPERM,
+        );
+        check(
+            Status::unavailable("down"),
+            None,
+            "cannot reach the manager at localhost:50051: down",
+            EXIT_UNAVAILABLE,
+        );
+        check(
+            Status::internal("boom"),
+            None,
+            "the manager's answer to RegisterNode is unusable: boom",
+            EXIT_FAILURE,
+        );
+        let e = client.map("Heartbeat", Status::unauthenticated("revoked"), None);
+        assert_eq!(e.detail().as_deref(), Some("revoked"));
+    }
+
+    #[tokio::test]
     async fn unreachable_manager_is_unavailable_with_the_address() {
         // Bind then drop a listener to get a port where nothing listens.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
