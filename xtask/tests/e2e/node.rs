@@ -738,3 +738,33 @@ async fn mtls_registration_with_the_configured_cert_folder() {
     assert!(err.to_string().contains("client.key"), "{err}");
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_with_a_rotated_environment_token_registers_with_it() {
+    let m = Manager::start().await;
+    let (c, first) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let agent = Agent::start(h.options(&cfg, &first)).await.unwrap();
+    let old = agent.handle.status().node_id;
+    m.core
+        .platform()
+        .revoke_bootstrap(&manta_manager::platform::Viewer::operator(), &c.id)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = m.core.platform().bootstrap_token(&c, None).unwrap();
+    agent
+        .handle
+        .reload_with_env(h.options(&cfg, &second).env.clone());
+    wait_for(&agent, "the reload", |s| s.reloads == 1).await;
+    assert!(m.core.platform().registry().remove(&old).unwrap());
+    let s = wait_for(&agent, "registration with the rotated token", |s| {
+        s.registrations == 2
+    })
+    .await;
+    assert_ne!(s.node_id, old);
+    assert!(online(&m.core, &s.node_id));
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+    m.stop().await;
+}
