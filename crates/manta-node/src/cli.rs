@@ -110,6 +110,7 @@ struct ShowArgs {
 #[derive(Debug, Args)]
 struct StartArgs {
     /// Configuration name or path to a .toml file.
+    #[arg(default_value = "default")]
     config: String,
     /// Override the configured alias.
     #[arg(long)]

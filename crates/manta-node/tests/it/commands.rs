@@ -26,6 +26,14 @@ fn start_with_a_missing_token_exits_78_with_the_seed_text() {
         "{}",
         out.stderr
     );
+    // Without an argument, the published default name.
+    let out = bin(&home, &["start"], &[]);
+    assert_eq!(out.code, 78);
+    assert!(
+        out.stderr.contains("nodes/default.toml does not exist"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
