@@ -768,3 +768,42 @@ async fn reload_with_a_rotated_environment_token_registers_with_it() {
     agent.wait().await.unwrap();
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_the_saved_token_expired_renews_then_resumes() {
+    let m = Manager::start().await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let h = NodeHome::new();
+    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let node_id = agent.handle.status().node_id;
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+    let saved = h.state("worker-1").unwrap();
+    let v1 = manta_auth::inspect(saved.node_token.expose_secret())
+        .unwrap()
+        .claims;
+    // The node's clock says the saved token expired an hour ago (the manager's node-token
+    // lifetime is not configurable here, so the expiry is seen from the node's side): the
+    // agent renews it through RenewNodeToken before presenting it, and keeps its identity.
+    let clock = Arc::new(ManualClock::new(v1.exp.unwrap() + 3600));
+    let mut options = h.options(&cfg, &bootstrap);
+    options.clock = Some(clock.clone());
+    let agent = Agent::start(options).await.unwrap();
+    let s = agent.handle.status();
+    assert!(s.resumed && s.renewals == 1, "{s:?}");
+    assert_eq!(s.node_id, node_id);
+    let v2 = manta_auth::inspect(h.state("worker-1").unwrap().node_token.expose_secret())
+        .unwrap()
+        .claims;
+    assert!(v2.issued_version.unwrap() > v1.issued_version.unwrap());
+    clock.set(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+    m.stop().await;
+}
