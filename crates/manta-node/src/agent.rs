@@ -203,6 +203,7 @@ impl Agent {
             saved,
             lock,
             warnings,
+            log_file: None,
         })
     }
 
@@ -250,6 +251,7 @@ pub struct Prepared {
     saved: Option<IdentityState>,
     lock: RunLock,
     warnings: Vec<Problem>,
+    log_file: Option<PathBuf>,
 }
 
 impl Prepared {
@@ -267,6 +269,11 @@ impl Prepared {
     /// The loaded configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// Records where this run logs, for `manta_node status --json`.
+    pub fn set_log_file(&mut self, path: Option<PathBuf>) {
+        self.log_file = path;
     }
 
     /// Registers with the manager and spawns the run loop.
@@ -306,7 +313,7 @@ impl Prepared {
                 manager: String::new(),
                 state: AgentState::Starting.as_str().to_owned(),
                 started_at,
-                log_file: None,
+                log_file: self.log_file,
             },
             options: self.options,
             identity: self.identity,

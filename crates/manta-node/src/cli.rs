@@ -581,10 +581,13 @@ fn start(a: StartArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u
     let mut options = AgentOptions::new(&path, home.clone(), env.clone());
     options.alias = a.alias;
     options.heartbeat_interval = a.heartbeat.filter(|s| *s > 0).map(Duration::from_secs);
-    let prepared = Agent::prepare(options)?;
+    let mut prepared = Agent::prepare(options)?;
     print_problems(prepared.warnings(), io.stderr);
     let alias = prepared.identity().alias.clone();
     let target = logging::target(home, &prepared.config().logging, &alias, a.console);
+    if let logging::LogTarget::File(path) = &target {
+        prepared.set_log_file(Some(path.clone()));
+    }
     logging::init(&target, &prepared.config().logging)?;
     let runtime = runtime()?;
     runtime.block_on(async {

@@ -553,6 +553,7 @@ async fn real_process_sighup_rotates_the_token_and_stop_deregisters() {
     assert_eq!(listed[0]["alias"], "worker-1");
     assert_eq!(listed[0]["pid"], child.id());
     assert_eq!(listed[0]["state"], "registered");
+    assert_eq!(listed[0]["log_file"], log.display().to_string());
 
     // Rotate: the old bootstrap tokens are revoked, a new one goes into the file, SIGHUP.
     m.core
