@@ -70,7 +70,7 @@ impl ManagerClient {
     /// `NodeService/IsAvailable` with `token`.
     ///
     /// # Errors
-    /// The mapped status (see [`ManagerClient::map`]).
+    /// [`NodeError::Unavailable`], [`NodeError::InvalidToken`] or [`NodeError::Refused`].
     pub async fn is_available(&self, token: &SecretString) -> Result<(), NodeError> {
         let mut client = NodeServiceClient::new(self.channel.clone());
         client
