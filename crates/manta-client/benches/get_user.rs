@@ -42,6 +42,7 @@ fn main() {
         .expect("a tokio runtime");
     rt.block_on(async move {
         let api = UserApi::new(SecretString::from(token), host, port).expect("a UserApi");
+        let addr = addr.clone();
         // Warm up: connect, and let both sides settle.
         for _ in 0..200 {
             api.get_user().await.expect("GetUser during warm-up");
@@ -60,6 +61,7 @@ fn main() {
             secs * 1e6 / f64::from(done)
         );
 
+        raw_sequential(&addr, &api, calls).await;
         for in_flight in [16u32, 64] {
             concurrent(&api, calls, in_flight).await;
         }
@@ -91,5 +93,43 @@ async fn concurrent(api: &UserApi, calls: u32, in_flight: u32) {
     println!(
         "get_user {in_flight} in flight on one connection: {total} calls in {secs:.3} s = {:.0} calls/s",
         f64::from(total) / secs
+    );
+}
+
+/// The same sequential loop with the bare generated tonic client (no token engine, retries,
+/// timeouts or audit), to show what `UserApi` itself costs per call.
+async fn raw_sequential(addr: &str, api: &UserApi, calls: u32) {
+    use manta_proto::core::user_services::GetUserRequest;
+    use manta_proto::core::user_services::user_management_client::UserManagementClient;
+    use secrecy::ExposeSecret as _;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("an endpoint")
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .expect("a connection");
+    let mut client = UserManagementClient::new(channel);
+    let token: tonic::metadata::AsciiMetadataValue =
+        api.token().expose_secret().parse().expect("an ASCII token");
+    let call = |client: &mut UserManagementClient<tonic::transport::Channel>| {
+        let mut req = tonic::Request::new(GetUserRequest { user_id: None });
+        req.metadata_mut().insert("authorization", token.clone());
+        let mut client = client.clone();
+        async move { client.get_user(req).await.expect("GetUser") }
+    };
+    for _ in 0..200 {
+        call(&mut client).await;
+    }
+    let start = Instant::now();
+    let mut done = 0u32;
+    while done < calls && start.elapsed() < PHASE_LIMIT {
+        call(&mut client).await;
+        done += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "bare tonic client sequential (reference): {done} calls in {secs:.3} s = {:.0} calls/s ({:.1} us each)",
+        f64::from(done) / secs,
+        secs * 1e6 / f64::from(done)
     );
 }

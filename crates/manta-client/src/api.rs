@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use manta_auth::{RefreshConfig, TokenSource};
+use manta_auth::RefreshConfig;
 use manta_config::{
     ClientConfig, Env, MantaHome, Profile, ResolvedToken, SecretStore, SelectedProfile, TokenLookup,
 };
@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 use crate::audit;
 use crate::error::{Error, Result, from_status};
 use crate::refresh::{RpcRefresher, SessionToken};
+use crate::tokens::Tokens;
 use crate::types::{
     ApiTokenInfo, Cluster, CreatedApiToken, ModuleSpec, ResultRecord, Swarm, SwarmSpec, User,
     pair_id,
@@ -356,10 +357,10 @@ impl UserApiBuilder {
             Arc::clone(&refreshes),
             self.audit,
         ));
-        let tokens = TokenSource::new(
+        let tokens = Tokens::new(
             self.token.unwrap_or_else(|| SecretString::from("")),
             refresher,
-            self.refresh.clone().unwrap_or_default(),
+            self.refresh.clone(),
         )
         .map_err(|e| Error::Setting {
             message: e.to_string(),
@@ -437,7 +438,7 @@ struct Inner {
     host: String,
     port: u16,
     tls: bool,
-    tokens: TokenSource,
+    tokens: Tokens,
     session: Arc<SessionToken>,
     refreshes: Arc<AtomicU64>,
     auto_refresh: bool,
@@ -607,16 +608,13 @@ impl UserApi {
 
     /// Replaces the access token for every clone of this API, now.
     pub fn rotate_token(&self, token: SecretString) {
-        self.inner.tokens.rotate_token(token);
+        self.inner.tokens.rotate(token);
     }
 
     async fn token_for_call(&self) -> Result<SecretString> {
-        if !self.inner.auto_refresh {
-            return Ok(self.inner.tokens.current());
-        }
         self.inner
             .tokens
-            .token()
+            .for_call()
             .await
             .map_err(|e| Error::TokenExpired {
                 message: e.to_string(),
@@ -894,7 +892,7 @@ impl UserApi {
             self.inner.session.set(SecretString::from(s.refresh_token));
         }
         let access = SecretString::from(s.access_token);
-        self.inner.tokens.rotate_token(access.clone());
+        self.inner.tokens.rotate(access.clone());
         self.inner.refreshes.fetch_add(1, Ordering::Relaxed);
         Ok(access)
     }
@@ -930,7 +928,7 @@ impl UserApi {
             });
         }
         let token = SecretString::from(jwt.token);
-        self.inner.tokens.rotate_token(token.clone());
+        self.inner.tokens.rotate(token.clone());
         self.inner.refreshes.fetch_add(1, Ordering::Relaxed);
         Ok(token)
     }

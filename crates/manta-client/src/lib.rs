@@ -18,6 +18,7 @@ pub mod cli;
 mod error;
 mod redact;
 mod refresh;
+mod tokens;
 mod types;
 
 pub use api::{
