@@ -417,6 +417,8 @@ fn run_server(
         .map_err(|e| Error::Server(e.to_string()))?;
     let core = Arc::clone(&ctx.core);
     runtime.block_on(async move {
+        // Before anything is printed: a supervisor may signal as soon as it sees the ports.
+        let shutdown = shutdown_signal();
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -443,7 +445,7 @@ fn run_server(
             writeln!(out, "{b}").map_err(io_err)?;
         }
         out.flush().map_err(io_err)?;
-        serve(core, user, node, options, tls, shutdown_signal()).await
+        serve(core, user, node, options, tls, shutdown).await
     })?;
     drop(ctx);
     Ok(())

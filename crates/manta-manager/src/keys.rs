@@ -2,7 +2,8 @@
 //! store, rotation, and issuing and verifying through manta-auth's `Issuer` and `Verifier`
 //! (claims, explicit `typ` per kind, algorithm bound to each key, JWKS).
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
@@ -10,6 +11,7 @@ use manta_auth::{
     Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig, VerifyingKey,
 };
 use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::scopes;
@@ -149,7 +151,15 @@ pub struct Authority {
     /// How long a retired key keeps verifying: the longest lifetime of any token.
     retention_secs: i64,
     state: RwLock<Arc<State>>,
+    /// Tokens whose signature and claims verified, by SHA-256 of the token, until their
+    /// `exp`. Signature checks dominate the cost of authorization; the store's revocation
+    /// check still runs on every call, so revocation stays immediate. Cleared on key reload,
+    /// so a key that leaves the set stops verifying at once.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+/// Most cached verifications; the cache is emptied when it would grow past this.
+const VERIFIED_CACHE: usize = 16_384;
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,6 +220,7 @@ impl Authority {
             issuer: issuer.to_owned(),
             retention_secs,
             state: RwLock::new(Arc::new(state)),
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -222,6 +233,10 @@ impl Authority {
             self.retention_secs,
         )?;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
     }
 
@@ -266,6 +281,27 @@ impl Authority {
     /// Verifies signature, algorithm, kind, issuer, audience and time claims; store checks
     /// (revocation, sessions) come after.
     pub fn verify(&self, token: &str) -> Result<Verified, TokenProblem> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = now_secs();
+        if let Some(hit) = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .filter(|v| v.exp > now)
+        {
+            return Ok(hit.clone());
+        }
+        let verified = self.verify_uncached(token)?;
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(digest, verified.clone());
+        Ok(verified)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Verified, TokenProblem> {
         let inspected = manta_auth::inspect(token).map_err(|e| problem_of(&e))?;
         let kind = match inspected.kind() {
             Some(manta_auth::TokenKind::UserAccess) => TokenKind::Access,

@@ -43,14 +43,25 @@ pub(crate) fn admin(data: &Path, config: Option<&Path>, args: &[&str], stdin: &s
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A `manta-manager serve` child process.
+/// A `manta-manager serve` (or `dev`) child process.
 pub(crate) struct Served {
     pub(crate) child: Child,
     pub(crate) user_addr: SocketAddr,
+    /// The rest of its standard output.
+    pub(crate) lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 impl Served {
     pub(crate) fn start(data: &Path, config: Option<&PathBuf>, extra: &[&str]) -> Served {
+        Self::start_command("serve", data, config, extra)
+    }
+
+    pub(crate) fn start_command(
+        command: &str,
+        data: &Path,
+        config: Option<&PathBuf>,
+        extra: &[&str],
+    ) -> Served {
         let mut cmd = Command::new(BIN);
         cmd.arg("--data-dir").arg(data);
         if let Some(c) = config {
@@ -58,7 +69,7 @@ impl Served {
         }
         let mut child = cmd
             .args([
-                "serve",
+                command,
                 "--user-listen",
                 "127.0.0.1:0",
                 "--node-listen",
@@ -82,7 +93,11 @@ impl Served {
         let user_addr = addr("user api listening on ");
         // The node API address is printed second; reading it proves both ports are bound.
         let _node_addr = addr("node api listening on ");
-        Served { child, user_addr }
+        Served {
+            child,
+            user_addr,
+            lines,
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -190,4 +205,42 @@ fn bad_configuration_is_refused_with_a_hint() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_prints_a_working_admin_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let mut served = Served::start_command("dev", &data, None, &[]);
+    let mut token = None;
+    for line in served.lines.by_ref().take(20) {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("admin token:") {
+            token = Some(t.trim().to_owned());
+            break;
+        }
+    }
+    let token = token.expect("dev prints the admin token");
+    let mut c = UserManagementClient::new(channel(served.user_addr).await);
+    let me = c
+        .get_user(authed(
+            manta_proto::core::user_services::GetUserRequest { user_id: None },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.username, "admin");
+    // Every published permission: how the SDK recognises an administrator.
+    assert_eq!(me.authorization.unwrap().permissions.len(), 35);
+    drop(c);
+    served.terminate();
+
+    // A second start reuses the data and does not print secrets again.
+    let mut again = Served::start_command("dev", &data, None, &[]);
+    let banner: Vec<String> = again.lines.by_ref().take(3).map(Result::unwrap).collect();
+    let banner = banner.join("\n");
+    assert!(banner.contains("printed on first start"), "{banner}");
+    assert!(!banner.contains(&token));
+    again.terminate();
 }

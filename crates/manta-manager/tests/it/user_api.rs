@@ -372,13 +372,18 @@ async fn unserved_methods_say_so_and_big_messages_pass_the_size_limit() {
     let m = Manager::start().await;
     m.add_user("root", "password1", &["admin:*"]);
     let t = m.token("root", &["admin:*"]);
-    let err = ClusterManagementClient::new(m.channel().await)
-        .list_cluster_ids(authed(Empty {}, &t))
+    let err = m
+        .users()
+        .await
+        .list_role_definitions(authed(
+            manta_proto::core::user_services::ListRoleDefinitionsRequest::default(),
+            &t,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(
-        err.message().contains("ClusterManagement/ListClusterIds"),
+        err.message().contains("UserManagement/ListRoleDefinitions"),
         "{}",
         err.message()
     );
