@@ -602,13 +602,43 @@ impl Registry {
         self.store.touch_nodes(&[(node_id.to_owned(), None)])
     }
 
-    /// Writes pending signs of life in one transaction; the server calls it every interval.
+    /// Writes pending signs of life in one transaction and picks up changes other processes
+    /// made (`manta-manager node remove`, a deleted cluster); the server calls it every
+    /// interval, so such changes reach a running manager within one interval.
     pub fn flush(&self) -> Result<usize> {
         let pending: Vec<(String, Option<i64>)> = {
             let mut state = self.state()?;
             state.dirty.drain().collect()
         };
         self.store.touch_nodes(&pending)?;
+        // Registrations write the store, then memory, under `join`: holding it here keeps a
+        // node registered between the read below and the update from being forgotten.
+        let _join = self.join.lock().unwrap_or_else(|p| p.into_inner());
+        let stored: HashMap<String, (String, u64)> = self
+            .store
+            .node_versions()?
+            .into_iter()
+            .map(|(id, cluster, version)| (id, (cluster, version)))
+            .collect();
+        let mut state = self.state()?;
+        let gone: Vec<String> = state
+            .nodes
+            .iter()
+            .filter(|(id, live)| {
+                stored
+                    .get(*id)
+                    .is_none_or(|(cluster, _)| *cluster != live.cluster_id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            Self::forget(&mut state, &id);
+        }
+        for (id, (_, version)) in &stored {
+            if let Some(live) = state.nodes.get_mut(id) {
+                live.issued_version = live.issued_version.max(*version);
+            }
+        }
         Ok(pending.len())
     }
 
@@ -779,6 +809,27 @@ mod tests {
         f.registry.deregister(&n.node_id).unwrap();
         assert_eq!(f.store.node(&n.node_id).unwrap().unwrap().last_seen, None);
         assert!(!f.registry.get(None, &n.node_id).unwrap().unwrap().online);
+    }
+
+    #[test]
+    fn a_node_removed_by_another_process_stops_working_after_the_next_flush() {
+        let f = fixture(NodeSettings::default());
+        let n = join(&f, Some("edge-3"));
+        let token = n.token.expose_secret();
+        f.registry
+            .authenticate(token, NodeAccess::Identity)
+            .unwrap();
+        // What `manta-manager node remove` does from another process: the row goes, this
+        // registry's memory does not know yet.
+        assert!(f.store.delete_node(&n.node_id).unwrap());
+        f.registry.flush().unwrap();
+        let err = f
+            .registry
+            .authenticate(token, NodeAccess::Identity)
+            .unwrap_err();
+        assert!(err.to_string().contains("removed"), "{err}");
+        // Its alias is free again.
+        join(&f, Some("edge-3"));
     }
 
     #[test]

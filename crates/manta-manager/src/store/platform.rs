@@ -128,6 +128,8 @@ pub trait PlatformStore {
     fn node(&self, id: &str) -> Result<Option<NodeRecord>>;
     /// Every node, optionally of one cluster, oldest first.
     fn list_nodes(&self, cluster_id: Option<&str>) -> Result<Vec<NodeRecord>>;
+    /// Every node's id with its cluster and newest token version (cheap: no overview).
+    fn node_versions(&self) -> Result<Vec<(String, String, u64)>>;
     /// Durably deletes a node; its tokens stop working. False when there was none.
     fn delete_node(&self, id: &str) -> Result<bool>;
     /// Records last signs of life in bulk (one transaction); `None` marks a clean

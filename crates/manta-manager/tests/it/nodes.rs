@@ -642,3 +642,65 @@ fn admin_cli_manages_clusters_tokens_and_nodes_and_explains_mistakes() {
     let err = fail(&["node-token", "issue", "--cluster", id, "--ttl", "5x"]);
     assert!(err.contains("unknown unit"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_lists_shows_and_removes_a_node_of_a_running_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let cluster = admin(data, None, &["cluster", "create", "ops"], "");
+    let cluster = cluster.trim();
+    let bootstrap = admin(
+        data,
+        None,
+        &["node-token", "issue", "--cluster", cluster],
+        "",
+    );
+    let mut served = serve(data);
+    let reg = register(served.node_addr, bootstrap.trim(), Some("edge-a"), false)
+        .await
+        .unwrap();
+    let (id, token) = (reg.node_id.unwrap(), reg.node_token.unwrap());
+
+    let listed = admin(
+        data,
+        None,
+        &["node", "list", "--cluster", cluster, "--json"],
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_str(listed.trim()).unwrap();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["alias"], "edge-a");
+    assert_eq!(v["status"], "online");
+    assert_eq!(v["hostname"], "test-host");
+    assert!(!listed.contains(&token), "listings never show tokens");
+    let shown = admin(data, None, &["node", "show", &id], "");
+    assert!(
+        shown.contains("edge-a") && shown.contains("token_expires_in"),
+        "{shown}"
+    );
+    let text = admin(data, None, &["node", "list"], "");
+    assert!(text.contains(&id) && text.contains("online"), "{text}");
+
+    let removed = admin(data, None, &["node", "remove", &id], "");
+    assert!(removed.contains("no longer work"), "{removed}");
+    // The running manager picks the removal up within one heartbeat interval (5 s).
+    let mut hb = session(served.node_addr).await;
+    let mut refused = None;
+    for _ in 0..40 {
+        match hb
+            .heartbeat(authed(HeartbeatRequest::default(), &token))
+            .await
+        {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("heartbeats refused within 10 s of node remove");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("removed"), "{}", err.message());
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}

@@ -264,6 +264,17 @@ impl PlatformStore for SqliteStore {
         })
     }
 
+    fn node_versions(&self) -> Result<Vec<(String, String, u64)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id, cluster_id, issued_version FROM nodes")?;
+            stmt.query_map([], |r| {
+                let v: i64 = r.get(2)?;
+                Ok((r.get(0)?, r.get(1)?, u64::try_from(v).unwrap_or(0)))
+            })?
+            .collect()
+        })
+    }
+
     fn delete_node(&self, id: &str) -> Result<bool> {
         self.write(|conn| {
             conn.execute("DELETE FROM nodes WHERE id = ?1", [id])
