@@ -62,6 +62,13 @@ impl Options {
 
 /// What a release run produced.
 #[derive(Debug)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the command prints these; the dry-run tests read them"
+    )
+)]
 pub(crate) struct Outcome {
     pub(crate) archive: PathBuf,
     pub(crate) checksums: PathBuf,
@@ -76,10 +83,11 @@ fn workspace_version(root: &Path) -> Result<String> {
         let line = line.trim();
         if line.starts_with('[') {
             in_package = line == "[workspace.package]";
-        } else if in_package && line.starts_with("version") {
-            if let Some(value) = line.split('"').nth(1) {
-                return Ok(value.to_owned());
-            }
+        } else if in_package
+            && line.starts_with("version")
+            && let Some(value) = line.split('"').nth(1)
+        {
+            return Ok(value.to_owned());
         }
     }
     bail!("Cargo.toml has no version in [workspace.package]")
