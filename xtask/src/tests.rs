@@ -170,6 +170,15 @@ fn release_dry_run_packs_and_checksums() {
     for doc in ["README.md", "LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"] {
         assert!(listing.contains(doc), "{doc} missing from {listing}");
     }
+    // Every shipped binary is either packed or reported as not built; none is lost silently.
+    for bin in ["manta-manager", "manta_node", "manta"] {
+        let packed = listing.lines().any(|l| l.ends_with(&format!("/bin/{bin}")));
+        let missing = outcome.missing_binaries.iter().any(|m| m == bin);
+        assert!(
+            packed != missing,
+            "{bin}: packed={packed} missing={missing}"
+        );
+    }
 }
 
 #[test]
