@@ -1,8 +1,10 @@
 //! Workspace automation for Manta in Rust, run as `cargo xtask <command>`.
 //!
-//! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`, `release`.
+//! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`, `demo`,
+//! `release`.
 
 mod codegen;
+mod demo;
 mod layering;
 mod release;
 #[cfg(test)]
@@ -20,6 +22,7 @@ commands:
   codegen [--check]   regenerate crates/manta-proto/src/generated from proto/ (or check it is fresh)
   layering            check crate dependencies against docs/ARCHITECTURE.md
   ci [--no-test]      fmt check, clippy -D warnings, tests, codegen check, layering check
+  demo                build the programs and run the whole story on 127.0.0.1 (under a minute)
   release [--version X.Y.Z] [--dry-run] [--out DIR]
                       build release binaries and pack them with checksums into target/dist";
 
@@ -33,6 +36,7 @@ fn main() -> Result<()> {
         ["layering"] => layering::check(&root),
         ["ci"] => ci(&root, true),
         ["ci", "--no-test"] => ci(&root, false),
+        ["demo"] => demo::run(&root),
         ["release", rest @ ..] => release::run(&root, &release::Options::parse(rest)?).map(|_| ()),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
