@@ -1,5 +1,5 @@
-//! The gRPC services: the published User API, the `manta.v1` token service, and the methods
-//! not served yet.
+//! The gRPC services: the published User API, clusters, swarms, modules and the node API, the
+//! `manta.v1` token and node session services, and the methods not served yet.
 
 mod cluster;
 mod module;

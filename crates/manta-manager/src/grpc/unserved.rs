@@ -7,8 +7,11 @@ use tonic::{Request, Response, Status};
 
 use super::{BoxStream, not_served};
 
-/// ClusterManagement, SwarmManagement, ModuleManagement and NetworkManagement: only
-/// `IsAvailable` is served, because the SDK's `is_available()` calls it on all five services.
+/// Every method of ClusterManagement, SwarmManagement, ModuleManagement, NetworkManagement and
+/// NodeService answered as not served (NetworkManagement serves only `IsAvailable`, which the
+/// SDK's `is_available()` calls on all five services). The cluster, swarm, module and node
+/// services (`cluster.rs`, `swarm.rs`, `module.rs`, `node.rs`) delegate the methods they do
+/// not serve yet to it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unserved;
 
