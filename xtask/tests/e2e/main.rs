@@ -3,5 +3,6 @@
 //! xtask because the layering forbids client and node from depending on the manager.
 
 mod client;
+mod deploy;
 mod harness;
 mod node;
