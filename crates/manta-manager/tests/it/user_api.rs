@@ -429,3 +429,30 @@ async fn every_decision_is_audited_with_peer() {
     assert!(!bad.allowed && bad.subject.is_none() && bad.reason == "Malformed");
     m.stop().await;
 }
+
+#[tokio::test]
+async fn health_is_public_and_reports_serving() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let m = Manager::start().await;
+    let status = HealthClient::new(m.channel().await)
+        .check(HealthCheckRequest {
+            service: "core.user_services.UserManagement".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let err = HealthClient::new(m.channel().await)
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    m.stop().await;
+}
