@@ -68,7 +68,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR` when set).
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 

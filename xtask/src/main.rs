@@ -1,8 +1,9 @@
 //! Workspace automation for Manta in Rust, run as `cargo xtask <command>`.
 //!
 //! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`, `demo`,
-//! `release`.
+//! `bench [--quick]`, `release`.
 
+mod bench;
 mod codegen;
 mod demo;
 mod layering;
@@ -23,6 +24,8 @@ commands:
   layering            check crate dependencies against docs/ARCHITECTURE.md
   ci [--no-test]      fmt check, clippy -D warnings, tests, codegen check, layering check
   demo                build the programs and run the whole story on 127.0.0.1 (under a minute)
+  bench [--quick] [--out DIR]
+                      run every benchmark, bounded in time; one table in target/bench/report.{md,json}
   release [--version X.Y.Z] [--dry-run] [--out DIR]
                       build release binaries and pack them with checksums into target/dist";
 
@@ -37,6 +40,7 @@ fn main() -> Result<()> {
         ["ci"] => ci(&root, true),
         ["ci", "--no-test"] => ci(&root, false),
         ["demo"] => demo::run(&root),
+        ["bench", rest @ ..] => bench::run(&root, &bench::Options::parse(rest)?),
         ["release", rest @ ..] => release::run(&root, &release::Options::parse(rest)?).map(|_| ()),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
