@@ -177,10 +177,15 @@ impl Config {
     /// Loads a file through manta-config: `${VAR}` substitution, located errors, and a
     /// permission check when the HS256 secret is written in the file itself.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &manta_config::Env::process())
+    }
+
+    /// Like [`Config::load`] with an explicit environment for `${VAR}` substitution.
+    pub fn load_with(path: &Path, env: &manta_config::Env) -> Result<Self> {
         let options = manta_config::LoadOptions::new()
             .secret_key("signing.hs256_secret")
             .missing_file_hint("create it (see docs/manager.md) or run without --config");
-        manta_config::load_file::<Config>(path, &manta_config::Env::process(), &options)
+        manta_config::load_file::<Config>(path, env, &options)
             .map(|loaded| loaded.value)
             .map_err(|e| Error::Config(e.to_string()))
     }
@@ -271,6 +276,29 @@ mod tests {
         assert_eq!(c.listen.node_api.port(), 50051);
         assert!(c.listen.max_message_bytes > 4 * 1024 * 1024);
         assert!(matches!(c.signing_mode().unwrap(), SigningMode::EdDsa));
+    }
+
+    #[test]
+    fn variables_are_substituted_and_missing_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manager.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"${DATA}\"\n[listen]\nuser_api = \"127.0.0.1:${PORT:6000}\"\n\
+             [signing]\nalgorithm = \"HS256\"\nhs256_secret = \"${SECRET}\"\n",
+        )
+        .unwrap();
+        let env = manta_config::Env::from_pairs([
+            ("DATA", "/srv/manta"),
+            ("SECRET", "0123456789abcdef0123456789abcdef"),
+        ]);
+        let c = Config::load_with(&path, &env).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/manta"));
+        assert_eq!(c.listen.user_api.port(), 6000);
+        assert!(matches!(c.signing_mode().unwrap(), SigningMode::Hs256(_)));
+        let err =
+            Config::load_with(&path, &manta_config::Env::from_pairs([("DATA", "/x")])).unwrap_err();
+        assert!(err.to_string().contains("SECRET"), "{err}");
     }
 
     #[test]
