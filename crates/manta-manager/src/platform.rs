@@ -381,3 +381,114 @@ impl Platform {
         self.store.swarm_global_tags(&s.id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningMode;
+    use crate::store::SqliteStore;
+    use manta_proto::common::swarms::Graph;
+    use manta_proto::common::tasks::Task;
+    use manta_proto::core::user_services::NetworkConfig;
+
+    fn platform() -> (tempfile::TempDir, Platform) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let authority =
+            Arc::new(Authority::open(Arc::clone(&store), SigningMode::EdDsa, "t", 86_400).unwrap());
+        let p = Platform::new(store, authority, NodeSettings::default());
+        (dir, p)
+    }
+
+    fn user(id: &str) -> Viewer {
+        Viewer {
+            user_id: id.into(),
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn pair_ids_are_the_sdks_32_hex_split() {
+        let id = "90700570a2ce4b1891b32341a192fc1a";
+        let v = u128::from_str_radix(id, 16).unwrap();
+        let pair = PairId {
+            head: u64::try_from(v >> 64).unwrap(),
+            tail: u64::try_from(v & u128::from(u64::MAX)).unwrap(),
+        };
+        assert_eq!(pair_to_hex(&pair), id);
+        assert_eq!(pair_to_hex(&PairId { head: 0, tail: 1 }).len(), 32);
+    }
+
+    #[test]
+    fn resources_of_others_look_absent_and_admins_see_all() {
+        let (_d, p) = platform();
+        let c = p.create_cluster("alice", "lab").unwrap();
+        let alice = user("alice");
+        let bob = user("bob");
+        assert_eq!(p.clusters(&alice).unwrap().len(), 1);
+        assert!(p.clusters(&bob).unwrap().is_empty());
+        let hidden = p.cluster(&bob, &c.id).unwrap_err().to_string();
+        let absent = p.cluster(&bob, "nope").unwrap_err().to_string();
+        assert_eq!(hidden.replace(&c.id, "X"), absent.replace("nope", "X"));
+        assert!(hidden.contains("ListClusterIds"), "{hidden}");
+        p.cluster(&Viewer::operator(), &c.id).unwrap();
+        // An ownerless cluster is for administrators only, not for a viewer with no id.
+        let ownerless = p.create_cluster("", "ops").unwrap();
+        assert!(p.cluster(&user(""), &ownerless.id).is_err());
+        assert!(p.create_cluster("alice", "  ").is_err());
+    }
+
+    #[test]
+    fn send_swarm_checks_network_fields_graph_and_modules() {
+        let (_d, p) = platform();
+        let alice = user("alice");
+        let c = p.create_cluster("alice", "lab").unwrap();
+        let m = p.send_module(&alice, &Module::default()).unwrap();
+        let module_pair = {
+            let v = u128::from_str_radix(&m.id, 16).unwrap();
+            PairId {
+                head: u64::try_from(v >> 64).unwrap(),
+                tail: u64::try_from(v & u128::from(u64::MAX)).unwrap(),
+            }
+        };
+        let ok = SendSwarmRequest {
+            graph: Some(Graph {
+                tasks: vec![Task {
+                    module_id: Some(module_pair),
+                    ..Task::default()
+                }],
+            }),
+            name: "s".into(),
+            cluster_id: c.id.clone(),
+            ..SendSwarmRequest::default()
+        };
+        let check = |req: SendSwarmRequest, expected: &str| {
+            let err = p.send_swarm(&alice, &req).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        };
+        let mut both = ok.clone();
+        both.network_id = Some("wg-1".into());
+        both.network_config = Some(NetworkConfig::default());
+        check(both, "mutually exclusive");
+        let mut empty = ok.clone();
+        empty.graph = None;
+        check(empty, "no tasks");
+        let mut other = ok.clone();
+        other.cluster_id = "0".repeat(32);
+        check(other, "no cluster");
+        // Bob cannot use alice's module, even in his own cluster.
+        let bob = user("bob");
+        let bc = p.create_cluster("bob", "b").unwrap();
+        let mut bobs = ok.clone();
+        bobs.cluster_id = bc.id;
+        let err = p.send_swarm(&bob, &bobs).unwrap_err().to_string();
+        assert!(err.contains("no module"), "{err}");
+        let s = p.send_swarm(&alice, &ok).unwrap();
+        assert_eq!(s.status, swarm_status::PENDING);
+        assert_eq!(s.id.len(), 32);
+        assert_eq!(
+            p.start_swarm(&alice, &s.id).unwrap().status,
+            swarm_status::ACTIVE
+        );
+    }
+}
