@@ -23,8 +23,10 @@ const ARM_EARLY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Tokens {
     engine: TokenSource,
-    /// The token while the engine is not armed; `None` once it is.
-    waiting: Mutex<Option<SecretString>>,
+    /// The token while the engine is not armed, with the unix time (seconds) from which a
+    /// renewal may be due (`None`: never, no readable `exp`); `None` once armed. The time is
+    /// computed once per token so calls do not decode the token each time.
+    waiting: Mutex<Option<(SecretString, Option<f64>)>>,
     config: RefreshConfig,
     auto: bool,
 }
@@ -38,9 +40,10 @@ impl Tokens {
         let auto = config.is_some();
         let config = config.unwrap_or_default();
         let engine = TokenSource::new(SecretString::from(""), refresher, config.clone())?;
+        let arm_at = arm_at(&config, &token);
         Ok(Tokens {
             engine,
-            waiting: Mutex::new(Some(token)),
+            waiting: Mutex::new(Some((token, arm_at))),
             config,
             auto,
         })
@@ -49,39 +52,9 @@ impl Tokens {
     /// Hands the token to the engine (once).
     fn arm(&self) {
         let mut waiting = lock(&self.waiting);
-        if let Some(token) = waiting.take() {
+        if let Some((token, _)) = waiting.take() {
             self.engine.rotate_token(token);
         }
-    }
-
-    /// Whether the engine could want to refresh `token` within [`ARM_EARLY`], by the same
-    /// schedule it uses (earliest point: the largest jitter).
-    fn may_be_due(&self, token: &SecretString) -> bool {
-        let Ok(seen) = manta_auth::inspect(token.expose_secret()) else {
-            return false;
-        };
-        let Some(exp) = seen.claims.exp else {
-            return false;
-        };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "unix seconds fit an f64 exactly for billions of years"
-        )]
-        let (exp, iat) = (
-            exp as f64,
-            seen.claims.iat.map_or(now, |i| i as f64).min(exp as f64),
-        );
-        let life = exp - iat;
-        let latest = exp - self.config.margin.as_secs_f64();
-        let earliest = if latest <= iat {
-            iat + life / 2.0
-        } else {
-            (iat + life * (self.config.refresh_fraction - self.config.jitter_fraction)).min(latest)
-        };
-        now + ARM_EARLY.as_secs_f64() >= earliest
     }
 
     /// The token for the next call, renewed first when due (with auto refresh).
@@ -90,8 +63,8 @@ impl Tokens {
             return Ok(self.current());
         }
         let waiting = lock(&self.waiting).clone();
-        if let Some(token) = waiting {
-            if !self.may_be_due(&token) {
+        if let Some((token, arm_at)) = waiting {
+            if arm_at.is_none_or(|at| unix_now() < at) {
                 return Ok(token);
             }
             self.arm();
@@ -111,7 +84,7 @@ impl Tokens {
     /// The current token without renewing.
     pub(crate) fn current(&self) -> SecretString {
         match &*lock(&self.waiting) {
-            Some(token) => token.clone(),
+            Some((token, _)) => token.clone(),
             None => self.engine.current(),
         }
     }
@@ -120,11 +93,44 @@ impl Tokens {
     pub(crate) fn rotate(&self, token: SecretString) {
         let mut waiting = lock(&self.waiting);
         if waiting.is_some() {
-            *waiting = Some(token);
+            let at = arm_at(&self.config, &token);
+            *waiting = Some((token, at));
         } else {
             self.engine.rotate_token(token);
         }
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// When the engine could first want to refresh `token` (by its own schedule, with the
+/// largest jitter), minus [`ARM_EARLY`]; `None` for tokens without a readable `exp`.
+fn arm_at(config: &RefreshConfig, token: &SecretString) -> Option<f64> {
+    let seen = manta_auth::inspect(token.expose_secret()).ok()?;
+    let exp = seen.claims.exp?;
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "unix seconds fit an f64 exactly for billions of years"
+    )]
+    let (exp, iat) = (
+        exp as f64,
+        seen.claims
+            .iat
+            .map_or_else(unix_now, |i| i as f64)
+            .min(exp as f64),
+    );
+    let life = exp - iat;
+    let latest = exp - config.margin.as_secs_f64();
+    let earliest = if latest <= iat {
+        iat + life / 2.0
+    } else {
+        (iat + life * (config.refresh_fraction - config.jitter_fraction)).min(latest)
+    };
+    Some(earliest - ARM_EARLY.as_secs_f64())
 }
 
 #[cfg(test)]
