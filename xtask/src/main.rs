@@ -6,6 +6,8 @@
 mod bench;
 mod codegen;
 mod demo;
+#[cfg(test)]
+mod guide;
 mod layering;
 mod release;
 #[cfg(test)]

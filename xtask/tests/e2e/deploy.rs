@@ -440,3 +440,70 @@ mod toml_table {
         table
     }
 }
+
+/// The configuration files shown in the user guide (`docs/guide.md`): ```` ```toml ````
+/// blocks whose first line names where they go.
+fn guide_toml(first_line_prefix: &str) -> Vec<(String, String)> {
+    let guide = read("docs/guide.md");
+    let mut found = Vec::new();
+    let mut lines = guide.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```toml" {
+            continue;
+        }
+        let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        if let Some(head) = body.first()
+            && head.starts_with(first_line_prefix)
+        {
+            found.push((head.to_string(), body.join("\n")));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guides_node_configurations_validate() {
+    let (m, token) = bootstrap_token().await;
+    let configs = guide_toml("# $MANTA_HOME/nodes/");
+    assert!(configs.len() >= 2, "the guide shows node configurations");
+    for (head, config) in configs {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, &config).unwrap();
+        let env = BTreeMap::from([
+            ("MANTA_NODE_TOKEN", token.expose_secret()),
+            ("HOSTNAME", "guide-host"),
+        ]);
+        let out = manta_node(&["config", "validate", path.to_str().unwrap()], &env);
+        assert_eq!(out.status.code(), Some(0), "{head}: {}", text(&out));
+    }
+    m.stop().await;
+}
+
+#[test]
+fn the_guides_client_profiles_load() {
+    let configs = guide_toml("# $MANTA_HOME/config.toml");
+    assert_eq!(configs.len(), 1, "the guide shows one client config.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let home = manta_config::MantaHome::at(dir.path());
+    std::fs::write(home.client_config(), &configs[0].1).unwrap();
+    let env = manta_config::Env::from_pairs([("MANTA_HOME", dir.path().to_str().unwrap())]);
+    let config = manta_config::ClientConfig::load(&home, &env).unwrap();
+    assert_eq!(config.default_profile.as_deref(), Some("dev"));
+    let prod = &config.profiles["prod"];
+    assert_eq!((prod.host.as_str(), prod.port), ("platform.manta.io", 443));
+    assert_eq!(prod.token_variable(), "MANTA_PROD_TOKEN");
+    assert!(prod.cert_folder.is_some(), "prod uses mTLS");
+    let selected = config
+        .select(Some("staging"), &env, &home.client_config())
+        .unwrap();
+    assert_eq!(selected.profile.host, "staging.manta.io");
+    let err = config
+        .select(Some("prd"), &env, &home.client_config())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("prod"),
+        "an unknown profile suggests the closest: {err}"
+    );
+}
