@@ -507,3 +507,51 @@ fn the_guides_client_profiles_load() {
         "an unknown profile suggests the closest: {err}"
     );
 }
+
+/// systemd's own checker on both units (the template as instance `worker-1`), with the
+/// binaries pointed at the ones built here: no unknown key, no bad value, executables found.
+/// Machines without systemd-analyze skip this (the hardening test above still runs).
+#[test]
+fn systemd_analyze_accepts_the_units() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze is not installed; skipping the systemd verification");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manager = binary("manta-manager", "manta-manager");
+    let node = binary("manta_node", "manta-node");
+    let units = [
+        (
+            "deploy/systemd/manta-manager.service",
+            "manta-manager.service",
+        ),
+        (
+            "deploy/systemd/manta-node@.service",
+            "manta-node@worker-1.service",
+        ),
+    ];
+    let mut paths = Vec::new();
+    for (rel, name) in units {
+        let text = read(rel)
+            .replace("/usr/local/bin/manta-manager", manager.to_str().unwrap())
+            .replace("/usr/local/bin/manta_node", node.to_str().unwrap());
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        paths.push(path);
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        out.stderr.is_empty(),
+        "systemd-analyze warns: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
