@@ -163,7 +163,7 @@ impl NodeService for NodeApi {
     async fn update_task(&self, request: Request<tasks::TaskUpdate>) -> R<sys::Ok> {
         Unserved.update_task(request).await
     }
-    async fn add_task_logs(&self, request: Request<tonic::Streaming<sys::Logs>>) -> R<sys::Logs> {
+    async fn add_task_logs(&self, request: Request<tonic::Streaming<sys::Logs>>) -> R<sys::Ok> {
         Unserved.add_task_logs(request).await
     }
     async fn send_error(&self, request: Request<sys::Error>) -> R<sys::Ok> {
@@ -182,10 +182,7 @@ impl NodeService for NodeApi {
     ) -> R<Self::GetTaskResultStream> {
         Unserved.get_task_result(request).await
     }
-    async fn add_task_result(
-        &self,
-        request: Request<tonic::Streaming<res::Result>>,
-    ) -> R<res::Result> {
+    async fn add_task_result(&self, request: Request<tonic::Streaming<res::Result>>) -> R<sys::Ok> {
         Unserved.add_task_result(request).await
     }
     type GetGlobalStream = BoxStream<res::GlobalValue>;
@@ -195,7 +192,7 @@ impl NodeService for NodeApi {
     async fn set_global(
         &self,
         request: Request<tonic::Streaming<res::GlobalUpdate>>,
-    ) -> R<res::GlobalUpdate> {
+    ) -> R<sys::Ok> {
         Unserved.set_global(request).await
     }
     async fn stop_swarm(

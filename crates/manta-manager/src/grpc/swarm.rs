@@ -262,7 +262,10 @@ impl SwarmManagement for SwarmApi {
         Unserved.stream_logs(request).await
     }
 
-    async fn initialize_global(&self, request: Request<tonic::Streaming<Global>>) -> R<Global> {
+    async fn initialize_global(
+        &self,
+        request: Request<tonic::Streaming<Global>>,
+    ) -> R<manta_proto::common::system::Response> {
         let who = caller(&request)?;
         let mut stream = request.into_inner();
         while let Some(item) = stream.next().await {
@@ -276,10 +279,10 @@ impl SwarmManagement for SwarmApi {
             })
             .await?;
         }
-        // An empty message: our proto (from the reconstructed schema) declares `Global` as the
-        // answer while the published SDK decodes `common.system.Response`; zero bytes decode
-        // as either.
-        Ok(Response::new(Global::default()))
+        // The published SDK decodes `common.system.Response` here (docs/protocol.md).
+        Ok(Response::new(manta_proto::common::system::Response {
+            message: "globals initialized".into(),
+        }))
     }
 
     type SelectGlobalStream = BoxStream<us::SelectGlobalResponse>;

@@ -283,7 +283,7 @@ impl manta_proto::core::user_services::swarm_management_server::SwarmManagement 
     async fn initialize_global(
         &self,
         _request: Request<tonic::Streaming<manta_proto::common::results::Global>>,
-    ) -> Result<Response<manta_proto::common::results::Global>, Status> {
+    ) -> Result<Response<manta_proto::common::system::Response>, Status> {
         Err(not_served("SwarmManagement", "InitializeGlobal"))
     }
     type SelectGlobalStream = BoxStream<manta_proto::core::user_services::SelectGlobalResponse>;
@@ -402,7 +402,7 @@ impl manta_proto::node::node_service::node_service_server::NodeService for Unser
     async fn add_task_logs(
         &self,
         _request: Request<tonic::Streaming<manta_proto::common::system::Logs>>,
-    ) -> Result<Response<manta_proto::common::system::Logs>, Status> {
+    ) -> Result<Response<manta_proto::common::system::Ok>, Status> {
         Err(not_served("NodeService", "AddTaskLogs"))
     }
     async fn send_error(
@@ -445,7 +445,7 @@ impl manta_proto::node::node_service::node_service_server::NodeService for Unser
     async fn add_task_result(
         &self,
         _request: Request<tonic::Streaming<manta_proto::common::results::Result>>,
-    ) -> Result<Response<manta_proto::common::results::Result>, Status> {
+    ) -> Result<Response<manta_proto::common::system::Ok>, Status> {
         Err(not_served("NodeService", "AddTaskResult"))
     }
     type GetGlobalStream = BoxStream<manta_proto::common::results::GlobalValue>;
@@ -458,7 +458,7 @@ impl manta_proto::node::node_service::node_service_server::NodeService for Unser
     async fn set_global(
         &self,
         _request: Request<tonic::Streaming<manta_proto::common::results::GlobalUpdate>>,
-    ) -> Result<Response<manta_proto::common::results::GlobalUpdate>, Status> {
+    ) -> Result<Response<manta_proto::common::system::Ok>, Status> {
         Err(not_served("NodeService", "SetGlobal"))
     }
     async fn stop_swarm(

@@ -74,6 +74,12 @@ fn venv_dir() -> PathBuf {
 
 /// Returns the venv's python, creating the venv when needed; Err(reason) when impossible.
 pub(crate) fn sdk_python() -> Result<PathBuf, String> {
+    // Several tests of this binary use the venv and run in parallel: only one may create it,
+    // or two `pip install` runs corrupt each other on a fresh machine.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = CREATING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let venv = venv_dir();
     let python = venv.join("bin/python");
     let has_sdk = |py: &Path| {

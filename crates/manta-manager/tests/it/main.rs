@@ -11,3 +11,4 @@ mod sdk_platform;
 mod tls;
 mod tokens;
 mod user_api;
+mod wire_schema;

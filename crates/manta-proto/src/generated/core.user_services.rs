@@ -4495,7 +4495,7 @@ pub mod swarm_management_client {
                 Message = super::super::super::common::results::Global,
             >,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::results::Global>,
+            tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
         > {
             self.inner.ready().await.map_err(|e| {
@@ -4729,7 +4729,7 @@ pub mod swarm_management_server {
             &self,
             request: tonic::Request<tonic::Streaming<super::super::super::common::results::Global>>,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::results::Global>,
+            tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
         >;
         /// Server streaming response type for the SelectGlobal method.
@@ -5569,7 +5569,7 @@ pub mod swarm_management_server {
                             super::super::super::common::results::Global,
                         > for InitializeGlobalSvc<T>
                     {
-                        type Response = super::super::super::common::results::Global;
+                        type Response = super::super::super::common::system::Response;
                         type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,

@@ -191,7 +191,7 @@ pub mod node_service_client {
                 Message = super::super::super::common::system::Logs,
             >,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::system::Logs>,
+            tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
         > {
             self.inner.ready().await.map_err(|e| {
@@ -340,7 +340,7 @@ pub mod node_service_client {
                 Message = super::super::super::common::results::Result,
             >,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::results::Result>,
+            tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
         > {
             self.inner.ready().await.map_err(|e| {
@@ -385,7 +385,7 @@ pub mod node_service_client {
                 Message = super::super::super::common::results::GlobalUpdate,
             >,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::results::GlobalUpdate>,
+            tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
         > {
             self.inner.ready().await.map_err(|e| {
@@ -595,7 +595,7 @@ pub mod node_service_server {
             &self,
             request: tonic::Request<tonic::Streaming<super::super::super::common::system::Logs>>,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::system::Logs>,
+            tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
         >;
         async fn send_error(
@@ -649,7 +649,7 @@ pub mod node_service_server {
             &self,
             request: tonic::Request<tonic::Streaming<super::super::super::common::results::Result>>,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::results::Result>,
+            tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
         >;
         /// Server streaming response type for the GetGlobal method.
@@ -670,7 +670,7 @@ pub mod node_service_server {
                 tonic::Streaming<super::super::super::common::results::GlobalUpdate>,
             >,
         ) -> std::result::Result<
-            tonic::Response<super::super::super::common::results::GlobalUpdate>,
+            tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
         >;
         async fn stop_swarm(
@@ -941,7 +941,7 @@ pub mod node_service_server {
                             super::super::super::common::system::Logs,
                         > for AddTaskLogsSvc<T>
                     {
-                        type Response = super::super::super::common::system::Logs;
+                        type Response = super::super::super::common::system::Ok;
                         type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,
@@ -1252,7 +1252,7 @@ pub mod node_service_server {
                             super::super::super::common::results::Result,
                         > for AddTaskResultSvc<T>
                     {
-                        type Response = super::super::super::common::results::Result;
+                        type Response = super::super::super::common::system::Ok;
                         type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,
@@ -1344,7 +1344,7 @@ pub mod node_service_server {
                             super::super::super::common::results::GlobalUpdate,
                         > for SetGlobalSvc<T>
                     {
-                        type Response = super::super::super::common::results::GlobalUpdate;
+                        type Response = super::super::super::common::system::Ok;
                         type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,
