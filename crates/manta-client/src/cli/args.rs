@@ -18,7 +18,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// Profile from ~/.manta/config.toml (default: MANTA_ENV, then default_profile)
-    #[arg(long, global = true, env = "MANTA_PROFILE")]
+    #[arg(long, global = true)]
     pub(crate) profile: Option<String>,
     /// Manager host (overrides the profile)
     #[arg(long, global = true)]

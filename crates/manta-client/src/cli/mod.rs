@@ -166,3 +166,87 @@ fn subscriber(cli: &Cli, env: &Env, log: BoxMakeWriter) -> impl tracing::Subscri
         .with_env_filter(filter)
         .finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_failures_and_usage_errors_have_distinct_exit_codes() {
+        let check = |e: Error, code: u8| assert_eq!(exit_code(&e), code, "{e:?}");
+        check(
+            Error::Authentication {
+                message: String::new(),
+            },
+            EXIT_AUTH,
+        );
+        check(
+            Error::TokenExpired {
+                message: String::new(),
+            },
+            EXIT_AUTH,
+        );
+        check(
+            Error::Config(manta_config::ConfigError::NoToken {
+                tried: vec![],
+                variable: "MANTA_TOKEN".into(),
+            }),
+            EXIT_AUTH,
+        );
+        check(
+            Error::PermissionDenied {
+                operation: "x",
+                scope: None,
+                message: String::new(),
+            },
+            EXIT_PERMISSION,
+        );
+        check(
+            Error::InvalidArgument {
+                message: String::new(),
+            },
+            EXIT_USAGE,
+        );
+        check(
+            Error::NotFound {
+                message: String::new(),
+            },
+            EXIT_NOT_FOUND,
+        );
+        check(
+            Error::Unavailable {
+                message: String::new(),
+            },
+            EXIT_UNAVAILABLE,
+        );
+        check(Error::Unimplemented { method: "x" }, EXIT_UNIMPLEMENTED);
+        check(
+            Error::Server {
+                code: "Internal".into(),
+                message: String::new(),
+            },
+            EXIT_FAILURE,
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_exit_2_and_help_exits_0() {
+        let store = manta_config::MemoryStore::new();
+        let mut stdin = std::io::Cursor::new(Vec::new());
+        let mut ctx = Context {
+            env: Env::from_pairs([("MANTA_HOME", "/nonexistent-manta-home")]),
+            store: &store,
+            stdin: &mut stdin,
+            stdin_is_terminal: false,
+            log: BoxMakeWriter::new(std::io::sink),
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run_with(["manta", "token", "create"], &mut ctx, &mut out, &mut err);
+        assert_eq!(code, ExitCode::from(EXIT_USAGE));
+        assert!(String::from_utf8_lossy(&err).contains("--name"));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run_with(["manta", "--help"], &mut ctx, &mut out, &mut err);
+        assert_eq!(code, ExitCode::from(EXIT_OK));
+        assert!(String::from_utf8_lossy(&out).contains("whoami"));
+    }
+}
