@@ -5,13 +5,18 @@
 //! connections, which WAL lets run beside the writer. Audit events use their own connection
 //! with `synchronous=NORMAL`: they are written in batches and a power cut may lose the last
 //! batch, which is the documented trade for not paying an fsync per authorized call.
+//!
+//! Write transactions begin `IMMEDIATE`. Two connections write (the writer and the audit
+//! connection), and a deferred transaction that reads before it writes fails at once with
+//! `SQLITE_BUSY_SNAPSHOT` when the other one committed in between: the busy timeout does not
+//! cover that case, so a refresh under concurrent load answered UNAVAILABLE.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use secrecy::{ExposeSecret, SecretBox};
 
 use super::{
@@ -498,7 +503,7 @@ impl Store for SqliteStore {
         }
         let mut conn = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         let run = |c: &mut Connection| -> rusqlite::Result<()> {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut stmt = tx.prepare_cached(
                     "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) \
@@ -520,7 +525,7 @@ impl Store for SqliteStore {
         refresh_expires_at: i64,
     ) -> Result<()> {
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
                 params![s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at],
@@ -541,7 +546,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<RefreshOutcome> {
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let found = tx
                 .query_row(
                     &format!(
@@ -624,7 +629,7 @@ impl Store for SqliteStore {
 
     fn revoke_session(&self, id: &str, now: i64) -> Result<bool> {
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = revoke_session_tx(&tx, id, now)?;
             tx.commit()?;
             Ok(n)
@@ -653,7 +658,7 @@ impl Store for SqliteStore {
 
     fn add_signing_key(&self, key: &SigningKeyRecord, now: i64) -> Result<()> {
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
                 [now],
@@ -679,7 +684,7 @@ impl Store for SqliteStore {
         }
         let mut conn = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         let run = |c: &mut Connection| -> rusqlite::Result<()> {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO audit (at_ms, subject, token_id, method, resource, allowed, \

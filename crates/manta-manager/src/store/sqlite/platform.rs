@@ -1,6 +1,6 @@
 //! The SQLite tables of platform records (migration 2) and their queries.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::SqliteStore;
 use crate::error::Result;
@@ -208,7 +208,7 @@ impl PlatformStore for SqliteStore {
 
     fn upsert_node(&self, n: &NodeRecord, replaces: &[String]) -> Result<()> {
         self.write(|conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for old in replaces {
                 tx.execute("DELETE FROM nodes WHERE id = ?1", [old])?;
             }
@@ -287,7 +287,7 @@ impl PlatformStore for SqliteStore {
             return Ok(());
         }
         self.write(|conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut stmt =
                     tx.prepare_cached("UPDATE nodes SET last_seen = ?2 WHERE id = ?1")?;
