@@ -514,7 +514,7 @@ fn manager_rows(text: &str) -> Vec<Row> {
                 "µs",
             )
             .note(format!(
-                "auth disabled {:.1} µs; authorization adds {:.1} µs",
+                "auth disabled {:.1} µs; difference {:+.1} µs (noise when negative)",
                 o * 1e6,
                 (a - o) * 1e6
             )),
@@ -718,7 +718,7 @@ start = time.perf_counter()
 for _ in range(calls):
     api.get_user()
 secs = time.perf_counter() - start
-print(f"python sdk sequential: {calls} calls in {secs:.3} s = {calls / secs:.0} calls/s")
+print(f"python sdk sequential: {calls} calls in {secs:.3f} s = {calls / secs:.0f} calls/s ({secs * 1e6 / calls:.1f} us each)")
 "#;
 
 fn client_vs_python(root: &Path, out: &Path, release: &Path, calls: u32) -> Result<Vec<Row>> {
@@ -877,6 +877,8 @@ fn fmt_value(v: f64) -> String {
         out
     } else if v >= 10.0 {
         format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
     } else {
         format!("{v:.3}")
     }
@@ -1064,11 +1066,21 @@ idle over 30 s (5 s heartbeat): cpu 0.000 % of a core (0 ticks at 100 Hz), VmRSS
         assert_eq!(js["sections"][0]["skipped"], "no venv | here");
     }
 
+    /// The client bench's and the Python loop's lines give calls per second.
+    #[test]
+    fn sequential_rates_are_read() {
+        let rust = "get_user sequential: 5000 calls in 1.293 s = 3868 calls/s (258.6 us each)";
+        assert_eq!(number_after(rust, "="), Some(3868.0));
+        let python = "python sdk sequential: 5000 calls in 6.780 s = 737 calls/s (1356.0 us each)";
+        assert_eq!(number_after(python, "="), Some(737.0));
+    }
+
     #[test]
     fn values_are_printed_readably() {
         assert_eq!(fmt_value(12345.6), "12,346");
         assert_eq!(fmt_value(1000.0), "1,000");
         assert_eq!(fmt_value(41.25), "41.2");
+        assert_eq!(fmt_value(7.9), "7.90");
         assert_eq!(fmt_value(0.5), "0.500");
     }
 }
