@@ -110,7 +110,8 @@ pub enum UserCommand {
         /// The user name or id.
         name: String,
     },
-    /// Replaces a user's scopes; live tokens follow at once.
+    /// Replaces a user's scopes: removed scopes stop working in live tokens at once, added
+    /// scopes apply to tokens issued afterwards.
     SetScopes {
         /// The user name or id.
         name: String,
