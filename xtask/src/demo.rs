@@ -40,9 +40,8 @@ const RANDOM_ALIAS: &str = "edge-1";
 /// The demo user who signs in with a password.
 const USER: &str = "alice";
 
-/// Runs `cargo xtask demo`: build, then the story.
-pub(crate) fn run(root: &Path) -> Result<()> {
-    println!("building manta-manager, manta_node and manta (debug) ...");
+/// Builds the three programs (debug) and finds them; the demo and its tests share this.
+fn build(root: &Path) -> Result<Bins> {
     crate::cargo(
         root,
         &[
@@ -57,7 +56,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             "--bins",
         ],
     )?;
-    let bins = Bins::in_dir(&target_dir(root).join("debug"))?;
+    Bins::in_dir(&target_dir(root).join("debug"))
+}
+
+/// Runs `cargo xtask demo`: build, then the story.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    println!("building manta-manager, manta_node and manta (debug) ...");
+    let bins = build(root)?;
     let started = Instant::now();
     story(&bins)?;
     println!(
@@ -874,22 +879,7 @@ mod tests {
 
     fn debug_bins() -> Bins {
         let root = crate::workspace_root();
-        crate::cargo(
-            &root,
-            &[
-                "build",
-                "--quiet",
-                "-p",
-                "manta-manager",
-                "-p",
-                "manta-node",
-                "-p",
-                "manta-client",
-                "--bins",
-            ],
-        )
-        .unwrap();
-        Bins::in_dir(&target_dir(&root).join("debug")).unwrap()
+        build(&root).unwrap()
     }
 
     /// The whole demo, as `cargo xtask demo` runs it after the build (a few seconds).
