@@ -69,14 +69,37 @@ pub(crate) fn check_secret_file(path: &Path, allow: bool) -> Result<(), ConfigEr
     }
 }
 
-/// Writes `contents` to `path` atomically with mode 0600: a temporary file in the same
-/// directory, fsync, rename over the target, then fsync of the directory so the rename
-/// survives a crash. Creates the parent directory (mode 0700) when missing.
+/// Writes `contents` to `path` atomically with mode 0600 and fsync (see
+/// [`write_private_file`]), mapping failures to [`ConfigError::Write`].
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
-    let werr = |source| ConfigError::Write {
+    write_private_file(path, contents, Durability::Synced).map_err(|source| ConfigError::Write {
         path: path.to_owned(),
         source,
-    };
+    })
+}
+
+/// Whether [`write_private_file`] waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// fsync the file before the rename and the directory after it, so the new contents
+    /// survive a crash: for secrets and state that must not be lost.
+    Synced,
+    /// Rename without fsync: readers still never see a partial file, but a crash may lose
+    /// the write. For status files, where the two fsyncs would cost start-up tens of ms.
+    Unsynced,
+}
+
+/// Replaces `path` with `contents` through a temporary file in the same directory created
+/// with mode 0600 and a rename, so the file is never readable by others and readers never see
+/// a partial file. Creates the parent directory (mode 0700) when missing; a failed write
+/// leaves no temporary copy behind. This is the one implementation of the workspace's
+/// "files holding secrets are written atomically with mode 0600" rule.
+pub fn write_private_file(
+    path: &Path,
+    contents: &[u8],
+    durability: Durability,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -89,7 +112,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigErr
             use std::os::unix::fs::DirBuilderExt as _;
             builder.mode(0o700);
         }
-        builder.create(&dir).map_err(werr)?;
+        builder.create(&dir)?;
     }
     let file_name = path
         .file_name()
@@ -100,6 +123,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigErr
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let tmp = dir.join(format!(".{file_name}.{}.{nanos}.tmp", std::process::id()));
+    let synced = durability == Durability::Synced;
     let result = (|| {
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -110,18 +134,22 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigErr
         }
         let mut file = options.open(&tmp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if synced {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)?;
         #[cfg(unix)]
-        fs::File::open(&dir)?.sync_all()?;
+        if synced {
+            fs::File::open(&dir)?.sync_all()?;
+        }
         Ok(())
     })();
     if result.is_err() {
         // Best effort: a failed write must not leave a stray copy of a secret behind.
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(werr)
+    result
 }
 
 #[cfg(all(test, unix))]

@@ -35,6 +35,7 @@ pub use client::{
 pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken, import_node_config};
 pub use env::Env;
 pub use error::{ConfigError, Location, Problem, Severity, SubstitutionErrorKind};
+pub use fsutil::{Durability, write_private_file};
 pub use load::{LoadOptions, Loaded, load_file, load_str};
 pub use locations::{MantaHome, NodeConfigRef};
 pub use node::{

@@ -1,12 +1,11 @@
-//! File helpers for the node's own state files: atomic 0600 writes and permission checks.
-//!
-//! `manta-config` has the same helpers but keeps them crate-private (its public API only
-//! writes configuration documents), so the node carries this small copy for its state,
-//! lock and run files.
+//! File helpers for the node's own state files: atomic 0600 writes (through
+//! `manta_config::write_private_file`, the workspace's one implementation) and permission
+//! checks.
 
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use manta_config::{Durability, write_private_file};
 
 use crate::error::NodeError;
 
@@ -39,45 +38,12 @@ pub(crate) fn write_volatile(path: &Path, contents: &[u8]) -> Result<(), NodeErr
 }
 
 fn write_replace(path: &Path, contents: &[u8], durable: bool) -> Result<(), NodeError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
+    let durability = if durable {
+        Durability::Synced
+    } else {
+        Durability::Unsynced
     };
-    ensure_dir(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(contents)?;
-        if durable {
-            file.sync_all()?;
-        }
-        drop(file);
-        fs::rename(&tmp, path)?;
-        if durable {
-            fs::File::open(&dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        // A failed write must not leave a stray copy of a token behind.
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| NodeError::io(path, e))
+    write_private_file(path, contents, durability).map_err(|e| NodeError::io(path, e))
 }
 
 /// The permission bits of `path`.
