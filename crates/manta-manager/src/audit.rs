@@ -1,45 +1,178 @@
-//! The audit sink: authorization decisions and token uses, written in batches off the hot path.
+//! The audit sink: authorization decisions and token uses, tallied in memory and written in
+//! batches off the hot path.
 //!
-//! Handlers and the authorization layer hand events to a channel; one thread drains it and
-//! writes each batch in a single transaction. This keeps an authorized call from waiting for
-//! the database while every decision still reaches the store within milliseconds.
+//! The authorization layer and handlers hand each decision to [`AuditSink::record`], which
+//! adds it to a tally under a short lock without touching the database. One thread writes the
+//! tallies: it wakes on the first decision after a quiet spell, gathers for [`WINDOW`], and
+//! writes everything in one transaction. Decisions identical in every field but time share a
+//! row with a count (see [`AuditEvent`]), so a client calling `GetUser` a thousand times a
+//! second costs one row per window, not a thousand, while every decision is still counted.
+//! API token last-use times come from the same tallies.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::collections::hash_map::Entry;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::store::{AuditEvent, Store};
+use manta_tls::PeerIdentity;
 
-/// How many events one transaction takes at most.
-const BATCH: usize = 1024;
+use crate::identity::Caller;
+use crate::store::{AuditEvent, Store, TokenKind, now_ms};
 
-enum Msg {
-    Event(AuditEvent),
-    Used(String, i64),
-    Flush(mpsc::Sender<()>),
+/// How long the writer gathers decisions before it writes them. Bounds how stale
+/// `manta-manager audit` can be against a running server, and how much a crash of the
+/// process can lose.
+pub const WINDOW: Duration = Duration::from_millis(50);
+
+/// Who made a call.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// No verified token (missing, malformed, expired, revoked ...).
+    Nobody,
+    /// A verified user or API token.
+    User(Arc<Caller>),
+    /// A verified node-side token: node or bootstrap.
+    Node {
+        /// The node id or the cluster of a bootstrap token.
+        subject: String,
+        /// The token's `jti`.
+        token_id: String,
+    },
 }
 
-/// Sends audit events to the background writer. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AuditSink {
-    tx: mpsc::Sender<Msg>,
-}
+impl Who {
+    fn subject(&self) -> Option<&str> {
+        match self {
+            Who::Nobody => None,
+            Who::User(c) => Some(&c.user_id),
+            Who::Node { subject, .. } => Some(subject),
+        }
+    }
 
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("audit message")
+    fn token_id(&self) -> Option<&str> {
+        match self {
+            Who::Nobody => None,
+            Who::User(c) => Some(&c.token_id),
+            Who::Node { token_id, .. } => Some(token_id),
+        }
+    }
+
+    /// The `jti` of an API token, whose last use is recorded.
+    fn api_token(&self) -> Option<&str> {
+        match self {
+            Who::User(c) if c.kind == TokenKind::Api => Some(&c.token_id),
+            _ => None,
+        }
     }
 }
 
-/// The writer thread; dropping every [`AuditSink`] lets it drain and stop.
+impl PartialEq for Who {
+    fn eq(&self, other: &Self) -> bool {
+        self.subject() == other.subject() && self.token_id() == other.token_id()
+    }
+}
+
+impl Eq for Who {}
+
+impl Hash for Who {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.subject().hash(state);
+        self.token_id().hash(state);
+    }
+}
+
+/// One authorization decision, as the layer or a handler made it.
+#[derive(Debug)]
+pub struct Decision<'a> {
+    /// The caller, when a token was verified.
+    pub who: Who,
+    /// The gRPC path.
+    pub method: Cow<'static, str>,
+    /// The resource acted on, when the method names one.
+    pub resource: Option<String>,
+    /// Allowed or denied.
+    pub allowed: bool,
+    /// The scope that granted or was missing, or the token problem.
+    pub reason: Cow<'static, str>,
+    /// The peer address.
+    pub peer: Option<SocketAddr>,
+    /// The verified client certificate under mTLS.
+    pub client: Option<&'a PeerIdentity>,
+}
+
+/// Everything of a decision but its time: decisions with equal keys share a row.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Key {
+    who: Who,
+    method: Cow<'static, str>,
+    resource: Option<String>,
+    allowed: bool,
+    reason: Cow<'static, str>,
+    peer: Option<SocketAddr>,
+    client: Option<[u8; 32]>,
+}
+
+#[derive(Debug)]
+struct Tally {
+    first_ms: i64,
+    last_ms: i64,
+    count: u64,
+    /// The certificate identity as text, made once per row rather than once per call.
+    client_text: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    tallies: HashMap<Key, Tally>,
+    waiters: Vec<mpsc::Sender<()>>,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding this lock cannot leave the tally half-updated in a way that
+        // matters: at worst one decision's count is off by one.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Closes the writer when the last [`AuditSink`] clone is dropped.
+#[derive(Debug)]
+struct SinkHandle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for SinkHandle {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Hands decisions to the background writer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuditSink {
+    handle: Arc<SinkHandle>,
+}
+
+/// The writer thread; dropping every [`AuditSink`] lets it write what is left and stop.
 #[derive(Debug)]
 pub struct AuditWriter {
     handle: Option<JoinHandle<()>>,
 }
 
 impl AuditWriter {
-    /// Waits until every event sent so far is written (call after dropping the sinks).
+    /// Waits until every decision recorded so far is written (call after dropping the sinks).
     pub fn join(mut self) {
         if let Some(h) = self.handle.take() {
             // A panicking writer already logged its panic; nothing more to do here.
@@ -50,69 +183,255 @@ impl AuditWriter {
 
 /// Starts the writer thread over a store.
 pub fn start(store: Arc<dyn Store>) -> (AuditSink, AuditWriter) {
-    let (tx, rx) = mpsc::channel::<Msg>();
+    let shared = Arc::new(Shared::default());
+    let writer_shared = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("manta-audit".into())
-        .spawn(move || run(store.as_ref(), &rx))
+        .spawn(move || run(store.as_ref(), &writer_shared))
         .ok();
     if handle.is_none() {
         tracing::error!("cannot start the audit writer thread; audit events will be lost");
     }
-    (AuditSink { tx }, AuditWriter { handle })
+    (
+        AuditSink {
+            handle: Arc::new(SinkHandle { shared }),
+        },
+        AuditWriter { handle },
+    )
 }
 
 impl AuditSink {
-    /// Queues one decision.
-    pub fn record(&self, event: AuditEvent) {
-        if self.tx.send(Msg::Event(event)).is_err() {
-            tracing::error!("audit writer stopped; an authorization decision was not recorded");
+    /// Records one decision. Takes a short lock and, for a decision seen before in this
+    /// window, allocates nothing.
+    pub fn record(&self, decision: Decision<'_>) {
+        let at = now_ms();
+        let key = Key {
+            who: decision.who,
+            method: decision.method,
+            resource: decision.resource,
+            allowed: decision.allowed,
+            reason: decision.reason,
+            peer: decision.peer,
+            client: decision.client.map(PeerIdentity::fingerprint),
+        };
+        let shared = &self.handle.shared;
+        let mut pending = shared.lock();
+        let was_idle = pending.tallies.is_empty();
+        match pending.tallies.entry(key) {
+            Entry::Occupied(mut seen) => {
+                let t = seen.get_mut();
+                t.count += 1;
+                t.last_ms = t.last_ms.max(at);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Tally {
+                    first_ms: at,
+                    last_ms: at,
+                    count: 1,
+                    client_text: decision.client.map(ToString::to_string),
+                });
+            }
+        }
+        drop(pending);
+        // Only the first decision after a write needs to wake the writer; it then gathers
+        // for a window on its own.
+        if was_idle {
+            shared.wake.notify_one();
         }
     }
 
-    /// Queues a "token used at" update (coalesced per batch).
-    pub fn used(&self, jti: &str, at: i64) {
-        // Losing a last-used timestamp during shutdown is harmless.
-        let _ = self.tx.send(Msg::Used(jti.to_owned(), at));
-    }
-
-    /// Blocks until everything queued before this call is written.
+    /// Blocks until everything recorded before this call is written.
     pub fn flush(&self) {
         let (done_tx, done_rx) = mpsc::channel();
-        if self.tx.send(Msg::Flush(done_tx)).is_ok() {
-            let _ = done_rx.recv();
+        let shared = &self.handle.shared;
+        shared.lock().waiters.push(done_tx);
+        shared.wake.notify_one();
+        // An error means the writer is gone (it never started); there is nothing to wait for.
+        let _ = done_rx.recv();
+    }
+}
+
+fn run(store: &dyn Store, shared: &Shared) {
+    loop {
+        let mut pending = shared.lock();
+        while pending.tallies.is_empty() && pending.waiters.is_empty() && !pending.closed {
+            pending = shared.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+        }
+        // Gather repeats for a window; a flush request or shutdown cuts it short.
+        let deadline = Instant::now() + WINDOW;
+        while pending.waiters.is_empty() && !pending.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            pending = shared
+                .wake
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let tallies = std::mem::take(&mut pending.tallies);
+        let waiters = std::mem::take(&mut pending.waiters);
+        let closed = pending.closed;
+        drop(pending);
+        write(store, tallies);
+        for w in waiters {
+            let _ = w.send(());
+        }
+        if closed && shared.lock().tallies.is_empty() {
+            return;
         }
     }
 }
 
-fn run(store: &dyn Store, rx: &mpsc::Receiver<Msg>) {
-    while let Ok(first) = rx.recv() {
-        let mut events = Vec::new();
-        let mut used: HashMap<String, i64> = HashMap::new();
-        let mut waiters = Vec::new();
-        let mut take = |msg: Msg| match msg {
-            Msg::Event(e) => events.push(e),
-            Msg::Used(jti, at) => {
-                let slot = used.entry(jti).or_insert(at);
-                *slot = (*slot).max(at);
-            }
-            Msg::Flush(done) => waiters.push(done),
-        };
-        take(first);
-        for _ in 0..BATCH {
-            match rx.try_recv() {
-                Ok(msg) => take(msg),
-                Err(_) => break,
-            }
+fn write(store: &dyn Store, tallies: HashMap<Key, Tally>) {
+    if tallies.is_empty() {
+        return;
+    }
+    let mut used: HashMap<String, i64> = HashMap::new();
+    let mut events: Vec<AuditEvent> = Vec::with_capacity(tallies.len());
+    for (key, t) in tallies {
+        if let Some(jti) = key.who.api_token() {
+            let at = t.last_ms / 1000;
+            let slot = used.entry(jti.to_owned()).or_insert(at);
+            *slot = (*slot).max(at);
         }
-        if let Err(e) = store.append_audit(&events) {
-            tracing::error!(error = %e, count = events.len(), "cannot write audit events");
+        events.push(AuditEvent {
+            at_ms: t.first_ms,
+            last_at_ms: t.last_ms,
+            count: t.count,
+            subject: key.who.subject().map(str::to_owned),
+            token_id: key.who.token_id().map(str::to_owned),
+            method: key.method.into_owned(),
+            resource: key.resource,
+            allowed: key.allowed,
+            reason: key.reason.into_owned(),
+            peer: key.peer.map(|a| a.to_string()),
+            client_identity: t.client_text,
+        });
+    }
+    // Rows in the order the runs began, so `audit` lists them newest first.
+    events.sort_by_key(|e| (e.at_ms, e.last_at_ms));
+    if let Err(e) = store.append_audit(&events) {
+        tracing::error!(error = %e, count = events.len(), "cannot write audit events");
+    }
+    let used: Vec<(String, i64)> = used.into_iter().collect();
+    if let Err(e) = store.touch_tokens(&used) {
+        tracing::warn!(error = %e, "cannot record token last-use times");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditQuery, SqliteStore};
+
+    fn caller(jti: &str, kind: TokenKind) -> Arc<Caller> {
+        Arc::new(Caller {
+            user_id: "u1".into(),
+            token_id: jti.into(),
+            kind,
+            scopes: vec![],
+            session_id: None,
+            expires_at: i64::MAX,
+        })
+    }
+
+    fn decision(who: Who, method: &'static str, allowed: bool) -> Decision<'static> {
+        Decision {
+            who,
+            method: Cow::Borrowed(method),
+            resource: None,
+            allowed,
+            reason: Cow::Borrowed("r"),
+            peer: Some(SocketAddr::from(([127, 0, 0, 1], 4000))),
+            client: None,
         }
-        let used: Vec<(String, i64)> = used.into_iter().collect();
-        if let Err(e) = store.touch_tokens(&used) {
-            tracing::warn!(error = %e, "cannot record token last-use times");
+    }
+
+    fn all(store: &SqliteStore) -> Vec<AuditEvent> {
+        store
+            .query_audit(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn identical_decisions_share_a_row_and_every_one_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let (sink, writer) = start(store.clone());
+        let api = caller("api-1", TokenKind::Api);
+        for _ in 0..500 {
+            sink.record(decision(Who::User(api.clone()), "/s/GetUser", true));
         }
-        for w in waiters {
-            let _ = w.send(());
-        }
+        sink.record(decision(Who::User(api.clone()), "/s/ListUserIds", false));
+        sink.record(decision(Who::Nobody, "/s/GetUser", false));
+        sink.flush();
+        let rows = all(&store);
+        let total: u64 = rows.iter().map(|e| e.count).sum();
+        assert_eq!(total, 502, "every decision is counted: {rows:?}");
+        let get = rows
+            .iter()
+            .find(|e| e.method == "/s/GetUser" && e.allowed)
+            .unwrap();
+        // The 500 calls may straddle a write window; either way none is lost.
+        let gets: u64 = rows
+            .iter()
+            .filter(|e| e.method == "/s/GetUser" && e.allowed)
+            .map(|e| e.count)
+            .sum();
+        assert_eq!(gets, 500);
+        assert!(get.last_at_ms >= get.at_ms);
+        assert_eq!(get.subject.as_deref(), Some("u1"));
+        assert_eq!(get.token_id.as_deref(), Some("api-1"));
+        assert_eq!(get.peer.as_deref(), Some("127.0.0.1:4000"));
+        let anonymous = rows.iter().find(|e| e.subject.is_none()).unwrap();
+        assert!(!anonymous.allowed && anonymous.count == 1);
+        drop(sink);
+        writer.join();
+    }
+
+    #[test]
+    fn dropping_the_sinks_writes_what_is_left_and_stops_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let (sink, writer) = start(store.clone());
+        let other = sink.clone();
+        sink.record(decision(Who::Nobody, "/s/A", false));
+        drop(sink);
+        other.record(decision(Who::Nobody, "/s/B", false));
+        drop(other);
+        // join returns only because the last sink closed the writer, after it wrote both.
+        writer.join();
+        let mut methods: Vec<_> = all(&store).into_iter().map(|e| e.method).collect();
+        methods.sort();
+        assert_eq!(methods, ["/s/A", "/s/B"]);
+    }
+
+    #[test]
+    fn decisions_that_differ_in_any_field_get_their_own_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let (sink, writer) = start(store.clone());
+        let a = caller("a", TokenKind::Access);
+        let b = caller("b", TokenKind::Access);
+        sink.record(decision(Who::User(a.clone()), "/s/M", true));
+        sink.record(decision(Who::User(b), "/s/M", true));
+        sink.record(decision(Who::User(a.clone()), "/s/M", false));
+        let mut other_peer = decision(Who::User(a.clone()), "/s/M", true);
+        other_peer.peer = Some(SocketAddr::from(([127, 0, 0, 1], 4001)));
+        sink.record(other_peer);
+        let mut resource = decision(Who::User(a), "/s/M", true);
+        resource.resource = Some("user-2".into());
+        sink.record(resource);
+        sink.flush();
+        let rows = all(&store);
+        assert_eq!(rows.len(), 5, "{rows:?}");
+        assert!(rows.iter().all(|e| e.count == 1));
+        drop(sink);
+        writer.join();
     }
 }

@@ -4,18 +4,23 @@
 //! `docs/authorization.md` shows the same table; a test fails when the two differ, and another
 //! fails when a method of `proto/` has no entry.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
 use tonic::Status;
 use tonic::body::Body;
 
+use manta_tls::PeerIdentity;
+
+use crate::audit::{Decision, Who};
 use crate::error::Error;
 use crate::identity::{Caller, Core};
 use crate::keys::TokenProblem;
-use crate::store::{AuditEvent, TokenKind, now_ms};
+use crate::store::TokenKind;
 
 /// What a method requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,13 +195,19 @@ static BY_PATH: LazyLock<HashMap<String, Access>> = LazyLock::new(|| {
 
 /// What a gRPC path requires; `None` for a path in no table (refused).
 pub fn access_for(path: &str) -> Option<Access> {
-    if let Some(a) = BY_PATH.get(path) {
-        return Some(*a);
+    rule_for(path).map(|(_, access)| access)
+}
+
+/// The rule of a path with the path as a static string (for the audit trail, so recording a
+/// decision does not copy it); public services keep the caller's path.
+fn rule_for(path: &str) -> Option<(Cow<'static, str>, Access)> {
+    if let Some((known, a)) = BY_PATH.get_key_value(path) {
+        return Some((Cow::Borrowed(known.as_str()), *a));
     }
     PUBLIC_SERVICES
         .iter()
         .any(|p| path.starts_with(p))
-        .then_some(Access::Public)
+        .then(|| (Cow::Owned(path.to_owned()), Access::Public))
 }
 
 /// Maps a library error to the gRPC status a client sees; internal details stay in the log.
@@ -229,15 +240,12 @@ pub fn status_of(err: &Error) -> Status {
 }
 
 /// The peer address and, under mTLS, the verified client certificate identity.
-pub(crate) fn peer_of(ext: &http::Extensions) -> (Option<String>, Option<String>) {
+pub(crate) fn peer_of(ext: &http::Extensions) -> (Option<SocketAddr>, Option<&PeerIdentity>) {
     if let Some(info) = ext.get::<manta_tls::PeerInfo>() {
-        return (
-            info.remote_addr().map(|a| a.to_string()),
-            info.identity().map(ToString::to_string),
-        );
+        return (info.remote_addr(), info.identity());
     }
     if let Some(info) = ext.get::<tonic::transport::server::TcpConnectInfo>() {
-        return (info.remote_addr().map(|a| a.to_string()), None);
+        return (info.remote_addr(), None);
     }
     (None, None)
 }
@@ -367,81 +375,106 @@ fn node_access(enabled: bool, path: &str) -> Option<crate::registry::NodeAccess>
 }
 
 /// The caller put into request extensions when authorization is disabled.
-fn disabled_caller() -> Caller {
-    Caller {
+static DISABLED_CALLER: LazyLock<Arc<Caller>> = LazyLock::new(|| {
+    Arc::new(Caller {
         user_id: String::new(),
         token_id: String::new(),
         kind: TokenKind::Api,
         scopes: vec![crate::scopes::ADMIN.to_owned()],
         session_id: None,
         expires_at: i64::MAX,
-    }
-}
+    })
+});
 
 impl<S> Authz<S> {
-    fn decide(&self, req: &http::Request<Body>) -> Result<Option<Caller>, Status> {
+    fn decide(&self, req: &http::Request<Body>) -> Result<Option<Arc<Caller>>, Status> {
         let path = req.uri().path();
         if !self.enabled {
-            return Ok(Some(disabled_caller()));
+            return Ok(Some(Arc::clone(&DISABLED_CALLER)));
         }
-        let (peer, client_identity) = peer_of(req.extensions());
-        let audit = |subject: Option<&Caller>, allowed: bool, reason: String| {
-            self.core.audit().record(AuditEvent {
-                at_ms: now_ms(),
-                subject: subject.map(|c| c.user_id.clone()),
-                token_id: subject.map(|c| c.token_id.clone()),
-                method: path.to_owned(),
-                resource: None,
-                allowed,
-                reason,
-                peer: peer.clone(),
-                client_identity: client_identity.clone(),
-            });
-        };
-        let Some(access) = access_for(path) else {
-            audit(None, false, "unknown method".into());
+        let (peer, client) = peer_of(req.extensions());
+        let Some((method, access)) = rule_for(path) else {
+            self.audit(
+                path.to_owned().into(),
+                Who::Nobody,
+                false,
+                "unknown method".into(),
+                peer,
+                client,
+            );
             return Err(Status::unimplemented(format!(
                 "unknown method {path}; this manager serves the methods listed by server reflection"
             )));
         };
+        let audit = |who: Who, allowed: bool, reason: Cow<'static, str>| {
+            self.audit(method.clone(), who, allowed, reason, peer, client);
+        };
         if access == Access::Public {
             if !path.starts_with(PUBLIC_SERVICES[0]) {
-                audit(None, true, "public method".into());
+                audit(Who::Nobody, true, "public method".into());
             }
             return Ok(None);
         }
         let Some(token) = bearer(req.headers()) else {
-            audit(None, false, "missing token".into());
+            audit(Who::Nobody, false, "missing token".into());
             return Err(Status::unauthenticated(TokenProblem::Missing.message()));
         };
         let caller = match self.core.authenticate(token) {
             Ok(c) => c,
             Err(Error::Token(p)) => {
-                audit(None, false, format!("{p:?}"));
+                audit(Who::Nobody, false, format!("{p:?}").into());
                 return Err(Status::unauthenticated(p.message()));
             }
             Err(other) => return Err(status_of(&other)),
         };
         match access {
             Access::Scope(scope) if !caller.has(scope) => {
-                audit(Some(&caller), false, format!("missing scope {scope}"));
+                audit(
+                    Who::User(caller),
+                    false,
+                    format!("missing scope {scope}").into(),
+                );
                 Err(Status::permission_denied(format!(
                     "permission denied: {path} needs scope `{scope}`, which your token lacks; \
                      ask an administrator to grant it"
                 )))
             }
             Access::Node | Access::NodeJoin | Access::NodeRenew => {
-                audit(Some(&caller), false, "needs a node token".into());
+                audit(Who::User(caller), false, "needs a node token".into());
                 Err(Status::permission_denied(format!(
                     "permission denied: {path} is for nodes and needs a node token; \
                      user tokens cannot call it"
                 )))
             }
-            _ => {
-                audit(Some(&caller), true, access.to_string().replace('`', ""));
+            Access::Scope(scope) => {
+                audit(Who::User(Arc::clone(&caller)), true, scope.into());
+                Ok(Some(caller))
+            }
+            Access::Authenticated | Access::Public => {
+                audit(Who::User(Arc::clone(&caller)), true, "authenticated".into());
                 Ok(Some(caller))
             }
         }
+    }
+
+    fn audit(
+        &self,
+        method: Cow<'static, str>,
+        who: Who,
+        allowed: bool,
+        reason: Cow<'static, str>,
+        peer: Option<SocketAddr>,
+        client: Option<&PeerIdentity>,
+    ) {
+        self.core.audit().record(Decision {
+            who,
+            method,
+            resource: None,
+            allowed,
+            reason,
+            peer,
+            client,
+        });
     }
 }
 

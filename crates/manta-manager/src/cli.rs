@@ -626,9 +626,16 @@ fn audit_command(ctx: &Context, args: &AuditArgs, out: &mut dyn Write) -> Result
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default()).map_err(io_err)?;
         } else {
+            // A row that stands for several identical decisions says how many, and over
+            // how long after the first.
+            let run = if e.count > 1 {
+                format!(" x{} +{}ms", e.count, e.last_at_ms - e.at_ms)
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "{} {:<5} {} subject={} resource={} peer={} cert={} reason={}",
+                "{} {:<5}{run} {} subject={} resource={} peer={} cert={} reason={}",
                 fmt_time(e.at_ms / 1000),
                 if e.allowed { "ALLOW" } else { "DENY" },
                 e.method,
@@ -771,5 +778,40 @@ mod tests {
         let err = exec(d, &["user", "remove", "ops"], "").unwrap_err();
         assert!(err.to_string().contains("manta-manager user list"), "{err}");
         assert_eq!(exec(d, &["audit"], "").unwrap(), "");
+    }
+
+    #[test]
+    fn audit_shows_runs_of_identical_decisions_with_their_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let store = SqliteStore::open(&d.join("manager.db")).unwrap();
+        let event = |count, last_at_ms| crate::store::AuditEvent {
+            at_ms: 1_000,
+            last_at_ms,
+            count,
+            subject: Some("u1".into()),
+            token_id: Some("t1".into()),
+            method: "/core.user_services.UserManagement/GetUser".into(),
+            resource: None,
+            allowed: true,
+            reason: "authenticated".into(),
+            peer: Some("127.0.0.1:4000".into()),
+            client_identity: None,
+        };
+        store
+            .append_audit(&[event(1, 1_000), event(120, 1_048)])
+            .unwrap();
+        let out = exec(d, &["audit"], "").unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(lines[0].contains("ALLOW x120 +48ms /core"), "{out}");
+        assert!(
+            lines[1].contains("ALLOW /core"),
+            "a single decision has no count: {out}"
+        );
+        let json = exec(d, &["audit", "--json"], "").unwrap();
+        let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["count"], 120);
+        assert_eq!(first["last_at_ms"], 1_048);
     }
 }

@@ -2,7 +2,8 @@
 //! revocation and token authentication. Transport-free: the gRPC handlers and the admin CLI
 //! both call it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -15,8 +16,8 @@ use crate::password::{check_new_password, hash_password, verify_password};
 use crate::ratelimit::{SignInLimiter, SignInLimits, Throttled};
 use crate::scopes;
 use crate::store::{
-    NewUser, RefreshOutcome, SessionRecord, Store, TokenKind, TokenRecord, UserRecord, new_id,
-    now_secs,
+    DataVersion, NewUser, RefreshOutcome, SessionRecord, Store, TokenKind, TokenRecord, UserRecord,
+    new_id, now_secs,
 };
 
 /// Token lifetimes.
@@ -121,8 +122,19 @@ pub struct Core {
     lifetimes: Lifetimes,
     limiter: SignInLimiter,
     audit: AuditSink,
+    /// Authenticated callers by SHA-256 of their token, valid while the store's data version
+    /// is the one they were read under.
+    callers: Mutex<HashMap<[u8; 32], CachedCaller>>,
     /// Clusters, swarms, modules and the node registry (manager part 2).
     platform: crate::platform::Platform,
+}
+
+/// How many authenticated callers [`Core::authenticate`] keeps.
+const CALLER_CACHE: usize = 16_384;
+
+struct CachedCaller {
+    version: DataVersion,
+    caller: Arc<Caller>,
 }
 
 impl std::fmt::Debug for Core {
@@ -179,6 +191,7 @@ impl Core {
             lifetimes,
             limiter: SignInLimiter::new(limits),
             audit,
+            callers: Mutex::new(HashMap::new()),
             platform,
         }
     }
@@ -260,7 +273,44 @@ impl Core {
     }
 
     /// Verifies a presented token and its store state; the basis of every authorization.
-    pub fn authenticate(&self, token: &str) -> Result<Caller> {
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Caller>> {
+        // Read the data version before anything else: whatever is cached under it was read
+        // no earlier than this, so a commit after this read changes the version the next
+        // call sees, and that call reads the database again.
+        let version = self.store.data_version();
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(version) = version {
+            let cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache
+                .get(&key)
+                .filter(|c| c.version == version && c.caller.expires_at > now_secs())
+            {
+                return Ok(Arc::clone(&hit.caller));
+            }
+        }
+        let caller = Arc::new(self.authenticate_uncached(token)?);
+        if let Some(version) = version {
+            let mut cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CALLER_CACHE {
+                cache.retain(|_, c| c.version == version);
+                if cache.len() >= CALLER_CACHE {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                key,
+                CachedCaller {
+                    version,
+                    caller: Arc::clone(&caller),
+                },
+            );
+        }
+        Ok(caller)
+    }
+
+    /// Verifies a token and reads its state from the store: revocation of the token, its
+    /// session or its subject, and the user's current scopes.
+    fn authenticate_uncached(&self, token: &str) -> Result<Caller> {
         let claims = self.authority.verify(token).map_err(Error::Token)?;
         let state = self
             .store
@@ -283,9 +333,6 @@ impl Core {
             .into_iter()
             .filter(|s| scopes::any_covers(&state.user_scopes, s))
             .collect();
-        if claims.kind == TokenKind::Api {
-            self.audit.used(&claims.jti, now_secs());
-        }
         Ok(Caller {
             user_id: claims.sub,
             token_id: claims.jti,
@@ -704,6 +751,51 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("365 days"), "{err}");
+    }
+
+    #[test]
+    fn changes_committed_by_another_process_reach_cached_callers_at_once() {
+        let f = fixture();
+        let u = f
+            .core
+            .add_user(
+                "kim",
+                "",
+                None,
+                vec!["user:read".into(), "user:list".into()],
+            )
+            .unwrap();
+        let t = f
+            .core
+            .create_api_token(&u, "t", u.scopes.clone(), None, &u.scopes)
+            .unwrap();
+        let token = t.token.expose_secret();
+        // A second store on the same file stands for another process, such as the admin CLI.
+        let other = SqliteStore::open(&f._dir.path().join("m.db")).unwrap();
+        let first = f.core.authenticate(token).unwrap();
+        let again = f.core.authenticate(token).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "an unchanged store serves from the cache"
+        );
+        assert_eq!(f.core.store().data_version(), f.core.store().data_version());
+
+        other
+            .set_scopes(&u.id, &["user:read".into()], now_secs())
+            .unwrap();
+        let demoted = f.core.authenticate(token).unwrap();
+        assert_eq!(
+            demoted.scopes,
+            ["user:read"],
+            "a scope change is seen at once"
+        );
+
+        other.revoke_token(&t.record.jti, now_secs()).unwrap();
+        let err = f.core.authenticate(token).unwrap_err();
+        assert!(
+            matches!(err, Error::Token(TokenProblem::Revoked)),
+            "a revocation by another process is seen at once: {err:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod tokens;
 mod unserved;
 mod user;
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -23,10 +24,10 @@ pub use tokens::TokenApi;
 pub use unserved::Unserved;
 pub use user::UserApi;
 
+use crate::audit::{Decision, Who};
 use crate::authz::status_of;
 use crate::error::Result;
 use crate::identity::{Caller, Core};
-use crate::store::{AuditEvent, now_ms};
 
 /// The boxed server stream type used by streaming methods.
 pub type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
@@ -41,10 +42,10 @@ pub(crate) fn not_served(service: &str, method: &str) -> Status {
 
 /// The caller the authorization layer verified; its absence means the layer was bypassed,
 /// which is refused rather than trusted.
-pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Caller>, Status> {
     request
         .extensions()
-        .get::<Caller>()
+        .get::<Arc<Caller>>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated(crate::keys::TokenProblem::Missing.message()))
 }
@@ -83,22 +84,20 @@ pub(crate) fn audit_resource<T>(
     core: &Core,
     request: &tonic::Request<T>,
     method: &str,
-    caller: &Caller,
+    caller: &Arc<Caller>,
     resource: &str,
     allowed: bool,
     reason: &str,
 ) {
-    let (peer, client_identity) = crate::authz::peer_of(request.extensions());
-    core.audit().record(AuditEvent {
-        at_ms: now_ms(),
-        subject: Some(caller.user_id.clone()),
-        token_id: Some(caller.token_id.clone()),
-        method: method.to_owned(),
+    let (peer, client) = crate::authz::peer_of(request.extensions());
+    core.audit().record(Decision {
+        who: Who::User(Arc::clone(caller)),
+        method: Cow::Owned(method.to_owned()),
         resource: Some(resource.to_owned()),
         allowed,
-        reason: reason.to_owned(),
+        reason: Cow::Owned(reason.to_owned()),
         peer,
-        client_identity,
+        client,
     });
 }
 

@@ -2,6 +2,7 @@
 //! `manta.v1.NodeSession` heartbeat and deregistration. The authorization layer has already
 //! verified the node's token and put a [`NodeCaller`] into the request.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use manta_proto::common::informations::{NodeOverview, Registration};
@@ -15,10 +16,10 @@ use secrecy::ExposeSecret;
 use tonic::{Request, Response, Status};
 
 use super::{BoxStream, Unserved, run, ts};
+use crate::audit::{Decision, Who};
 use crate::identity::Core;
 use crate::keys::TokenProblem;
 use crate::registry::{NodeAccess, NodeCaller};
-use crate::store::{AuditEvent, now_ms};
 
 /// The node-side caller the authorization layer verified; absent means the layer was
 /// bypassed, which is refused rather than trusted.
@@ -39,23 +40,20 @@ pub(crate) fn authorize_node(
     access: NodeAccess,
 ) -> Result<NodeCaller, Status> {
     let path = req.uri().path();
-    let (peer, client_identity) = crate::authz::peer_of(req.extensions());
-    let audit =
-        |subject: Option<String>, token_id: Option<String>, allowed: bool, reason: String| {
-            core.audit().record(AuditEvent {
-                at_ms: now_ms(),
-                subject,
-                token_id,
-                method: path.to_owned(),
-                resource: None,
-                allowed,
-                reason,
-                peer: peer.clone(),
-                client_identity: client_identity.clone(),
-            });
-        };
+    let (peer, client) = crate::authz::peer_of(req.extensions());
+    let audit = |who: Who, allowed: bool, reason: String| {
+        core.audit().record(Decision {
+            who,
+            method: Cow::Owned(path.to_owned()),
+            resource: None,
+            allowed,
+            reason: Cow::Owned(reason),
+            peer,
+            client,
+        });
+    };
     let Some(token) = crate::authz::bearer(req.headers()) else {
-        audit(None, None, false, "missing token".into());
+        audit(Who::Nobody, false, "missing token".into());
         return Err(Status::unauthenticated(TokenProblem::Missing.message()));
     };
     match core.platform().registry().authenticate(token, access) {
@@ -66,8 +64,10 @@ pub(crate) fn authorize_node(
                     NodeCaller::Node { .. } => "node token",
                 };
                 audit(
-                    Some(node.subject()),
-                    Some(node.token_id().to_owned()),
+                    Who::Node {
+                        subject: node.subject(),
+                        token_id: node.token_id().to_owned(),
+                    },
                     true,
                     reason.into(),
                 );
@@ -75,7 +75,7 @@ pub(crate) fn authorize_node(
             Ok(node)
         }
         Err(e) => {
-            audit(None, None, false, e.to_string());
+            audit(Who::Nobody, false, e.to_string());
             Err(crate::authz::status_of(&e))
         }
     }

@@ -171,11 +171,20 @@ pub struct SigningKeyRecord {
     pub retired_at: Option<i64>,
 }
 
-/// One authorization decision.
+/// One authorization decision, or a run of identical ones.
+///
+/// Decisions that are the same in every field but time (same subject, token, method,
+/// resource, outcome, reason, peer address and client certificate) and fall within one
+/// write window of the audit writer are stored as one row: `count` says how many there were,
+/// `at_ms` and `last_at_ms` when the first and the last one happened.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditEvent {
-    /// Unix milliseconds.
+    /// Unix milliseconds of the (first) decision.
     pub at_ms: i64,
+    /// Unix milliseconds of the last decision of the run; equal to `at_ms` when `count` is 1.
+    pub last_at_ms: i64,
+    /// How many identical decisions this row stands for (at least 1).
+    pub count: u64,
     /// The caller's user id, when a token was verified.
     pub subject: Option<String>,
     /// The token's `jti`, when a token was verified.
@@ -209,8 +218,20 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+/// An opaque marker of the stored data: it changes whenever anything is committed, by this
+/// process or another one. Equal markers read at two instants mean nothing was committed in
+/// between, so data read in between is still current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataVersion(pub [u8; 48]);
+
 /// Everything the manager persists.
 pub trait Store: PlatformStore + Send + Sync + 'static {
+    /// The current [`DataVersion`], read without a transaction; `None` when this backend
+    /// cannot tell, in which case callers must not cache what they read.
+    fn data_version(&self) -> Option<DataVersion> {
+        None
+    }
+
     /// Creates a user with a fresh 32-hex id.
     fn create_user(&self, user: NewUser, now: i64) -> Result<UserRecord>;
     /// Finds a user by id.

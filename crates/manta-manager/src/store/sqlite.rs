@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use secrecy::{ExposeSecret, SecretBox};
 
 use super::{
-    AuditEvent, AuditQuery, NewUser, RefreshOutcome, SessionRecord, SigningKeyRecord, Store,
-    TokenKind, TokenRecord, TokenState, UserRecord, new_id,
+    AuditEvent, AuditQuery, DataVersion, NewUser, RefreshOutcome, SessionRecord, SigningKeyRecord,
+    Store, TokenKind, TokenRecord, TokenState, UserRecord, new_id,
 };
 use crate::error::{Error, Result};
 
@@ -97,6 +97,11 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: clusters, bootstrap tokens, nodes, modules, swarms (see `platform.rs`).
     platform::MIGRATION,
+    // 3: identical decisions within one audit write window share a row.
+    "
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN last_at_ms INTEGER;
+    ",
 ];
 
 /// How many reader connections serve lookups beside the writer.
@@ -110,6 +115,8 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     audit: Mutex<Connection>,
     next_reader: AtomicUsize,
+    /// The WAL index (`<db>-shm`), read for [`Store::data_version`].
+    shm: Option<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -129,12 +136,24 @@ impl SqliteStore {
             .map(|_| connect(path, "FULL").map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let audit = connect(path, "NORMAL")?;
+        // Our connections keep the WAL index open, so this is the file every process that
+        // commits to the database updates. Without it, nothing is cached (data_version: None).
+        let mut shm_path = path.as_os_str().to_owned();
+        shm_path.push("-shm");
+        let shm = std::fs::File::open(&shm_path).ok();
+        if shm.is_none() {
+            tracing::warn!(
+                path = %Path::new(&shm_path).display(),
+                "cannot open the SQLite WAL index; token checks will read the database on every call"
+            );
+        }
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
             audit: Mutex::new(audit),
             next_reader: AtomicUsize::new(0),
+            shm,
         })
     }
 
@@ -287,6 +306,17 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> 
 }
 
 impl Store for SqliteStore {
+    /// The WAL-index header (the first 48 bytes of `<db>-shm`, see
+    /// <https://sqlite.org/walformat.html>): SQLite rewrites it on every commit from any
+    /// connection in any process, incrementing its change counter, before the commit returns.
+    /// One `pread`, no lock: a torn read only ever looks like a change.
+    fn data_version(&self) -> Option<DataVersion> {
+        use std::os::unix::fs::FileExt;
+        let mut header = [0u8; 48];
+        self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
+        Some(DataVersion(header))
+    }
+
     fn create_user(&self, user: NewUser, now: i64) -> Result<UserRecord> {
         let id = new_id();
         let scopes = join_scopes(&user.scopes);
@@ -688,7 +718,8 @@ impl Store for SqliteStore {
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO audit (at_ms, subject, token_id, method, resource, allowed, \
-                     reason, peer, client_identity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     reason, peer, client_identity, count, last_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 for e in events {
                     stmt.execute(params![
@@ -700,7 +731,9 @@ impl Store for SqliteStore {
                         e.allowed,
                         e.reason,
                         e.peer,
-                        e.client_identity
+                        e.client_identity,
+                        i64::try_from(e.count).unwrap_or(i64::MAX),
+                        e.last_at_ms
                     ])?;
                 }
             }
@@ -713,7 +746,8 @@ impl Store for SqliteStore {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT at_ms, subject, token_id, method, resource, allowed, reason, peer, \
-                 client_identity FROM audit WHERE (?1 IS NULL OR at_ms >= ?1) \
+                 client_identity, count, COALESCE(last_at_ms, at_ms) FROM audit \
+                 WHERE (?1 IS NULL OR at_ms >= ?1) \
                  AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR instr(method, ?3) > 0) \
                  AND (NOT ?4 OR allowed = 0) ORDER BY id DESC LIMIT ?5",
             )?
@@ -730,6 +764,8 @@ impl Store for SqliteStore {
                         reason: row.get(6)?,
                         peer: row.get(7)?,
                         client_identity: row.get(8)?,
+                        count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(1),
+                        last_at_ms: row.get(10)?,
                     })
                 },
             )?
@@ -971,6 +1007,8 @@ mod tests {
         let (_d, s) = store();
         let event = |allowed, method: &str| AuditEvent {
             at_ms: 10,
+            last_at_ms: 10,
+            count: 1,
             subject: Some("u1".into()),
             token_id: None,
             method: method.into(),

@@ -167,7 +167,7 @@ async fn token_problems_are_unauthenticated_and_say_which() {
         "token signed with an unknown key",
     );
     // Revoked by id through the admin path.
-    let jti = m.core.authenticate(&t).unwrap().token_id;
+    let jti = m.core.authenticate(&t).unwrap().token_id.clone();
     m.core.revoke_token(&jti, None).unwrap();
     check(c.get_user(authed(get_me(), &t)).await, "revoked token");
     other.stop().await;
