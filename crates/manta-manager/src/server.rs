@@ -59,6 +59,14 @@ fn layer(core: &Arc<Core>, options: &ServeOptions) -> AuthzLayer {
     }
 }
 
+/// HTTP/2 streams one connection may have open at once (hyper's own default, which tonic
+/// replaces with "unlimited" unless told). Without a limit, a client that sends calls faster
+/// than the manager answers piles up unread requests until h2's flood guard closes the whole
+/// connection with `GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames"` (after about 2,400 on
+/// the default 1 MiB window), failing every call on it. With it, clients queue the excess
+/// themselves and every call completes.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 200;
+
 macro_rules! sized {
     ($server:expr, $n:expr) => {
         $server
@@ -104,6 +112,7 @@ pub async fn serve(
         .map_err(|e| Error::Server(e.to_string()))?;
 
     let user_routes = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .layer(layer(&core, &options))
         .add_service(sized!(
             UserManagementServer::new(UserApi::new(Arc::clone(&core))),
@@ -130,6 +139,7 @@ pub async fn serve(
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone());
     let node_routes = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .layer(layer(&core, &options))
         .add_service(sized!(
             NodeServiceServer::new(NodeApi::new(Arc::clone(&core))),

@@ -456,3 +456,35 @@ async fn health_is_public_and_reports_serving() {
     assert_eq!(err.code(), Code::NotFound);
     m.stop().await;
 }
+
+#[tokio::test]
+async fn each_connection_is_limited_to_200_concurrent_calls() {
+    // Without a per-connection stream limit a client may open streams faster than the
+    // manager answers; once about 2,400 requests wait unread, h2's flood guard closes the
+    // connection (GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames") and every call on it
+    // fails with "broken pipe". The limit makes clients queue the excess themselves.
+    let m = Manager::start().await;
+    let tcp = tokio::net::TcpStream::connect(m.user_addr).await.unwrap();
+    let (mut send, mut conn) = h2::client::handshake(tcp).await.unwrap();
+    let request = http::Request::post(format!(
+        "http://{}/grpc.health.v1.Health/Check",
+        m.user_addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, mut body) = send.send_request(request, false).unwrap();
+    // An empty HealthCheckRequest: uncompressed, length 0.
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .unwrap();
+    tokio::select! {
+        r = response => assert_eq!(r.unwrap().status(), http::StatusCode::OK),
+        r = &mut conn => panic!("connection ended first: {r:?}"),
+    }
+    // The server's SETTINGS frame has arrived with the response.
+    assert_eq!(
+        conn.max_concurrent_send_streams(),
+        manta_manager::server::MAX_STREAMS_PER_CONNECTION as usize
+    );
+}
