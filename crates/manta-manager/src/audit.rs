@@ -349,6 +349,13 @@ mod tests {
         }
     }
 
+    fn started() -> (tempfile::TempDir, Arc<SqliteStore>, AuditSink, AuditWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let (sink, writer) = start(store.clone());
+        (dir, store, sink, writer)
+    }
+
     fn all(store: &SqliteStore) -> Vec<AuditEvent> {
         store
             .query_audit(&AuditQuery {
@@ -360,9 +367,7 @@ mod tests {
 
     #[test]
     fn identical_decisions_share_a_row_and_every_one_is_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
-        let (sink, writer) = start(store.clone());
+        let (_dir, store, sink, writer) = started();
         let api = caller("api-1", TokenKind::Api);
         for _ in 0..500 {
             sink.record(decision(Who::User(api.clone()), "/s/GetUser", true));
@@ -396,9 +401,7 @@ mod tests {
 
     #[test]
     fn dropping_the_sinks_writes_what_is_left_and_stops_the_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
-        let (sink, writer) = start(store.clone());
+        let (_dir, store, sink, writer) = started();
         let other = sink.clone();
         sink.record(decision(Who::Nobody, "/s/A", false));
         drop(sink);
@@ -413,9 +416,7 @@ mod tests {
 
     #[test]
     fn decisions_that_differ_in_any_field_get_their_own_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
-        let (sink, writer) = start(store.clone());
+        let (_dir, store, sink, writer) = started();
         let a = caller("a", TokenKind::Access);
         let b = caller("b", TokenKind::Access);
         sink.record(decision(Who::User(a.clone()), "/s/M", true));

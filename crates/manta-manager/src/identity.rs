@@ -753,22 +753,23 @@ mod tests {
         assert!(err.to_string().contains("365 days"), "{err}");
     }
 
-    #[test]
-    fn changes_committed_by_another_process_reach_cached_callers_at_once() {
-        let f = fixture();
+    /// A user holding `user:read` and `user:list`, with an API token carrying both.
+    fn reader_with_token(f: &Fixture, name: &str) -> (UserRecord, IssuedToken) {
         let u = f
             .core
-            .add_user(
-                "kim",
-                "",
-                None,
-                vec!["user:read".into(), "user:list".into()],
-            )
+            .add_user(name, "", None, vec!["user:read".into(), "user:list".into()])
             .unwrap();
         let t = f
             .core
             .create_api_token(&u, "t", u.scopes.clone(), None, &u.scopes)
             .unwrap();
+        (u, t)
+    }
+
+    #[test]
+    fn changes_committed_by_another_process_reach_cached_callers_at_once() {
+        let f = fixture();
+        let (u, t) = reader_with_token(&f, "kim");
         let token = t.token.expose_secret();
         // A second store on the same file stands for another process, such as the admin CLI.
         let other = SqliteStore::open(&f._dir.path().join("m.db")).unwrap();
@@ -801,19 +802,7 @@ mod tests {
     #[test]
     fn demoting_a_user_shrinks_live_tokens_and_revoke_all_kills_them() {
         let f = fixture();
-        let u = f
-            .core
-            .add_user(
-                "eve",
-                "",
-                None,
-                vec!["user:read".into(), "user:list".into()],
-            )
-            .unwrap();
-        let t = f
-            .core
-            .create_api_token(&u, "t", u.scopes.clone(), None, &u.scopes)
-            .unwrap();
+        let (u, t) = reader_with_token(&f, "eve");
         f.core
             .store()
             .set_scopes(&u.id, &["user:read".into()], now_secs())
