@@ -11,14 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use manta_manager::identity::{Core, Lifetimes};
-use manta_manager::keys::{Authority, SigningMode};
-use manta_manager::ratelimit::SignInLimits;
-use manta_manager::server::{ServeOptions, serve};
-use manta_manager::store::{SqliteStore, Store};
+use manta_manager::server::ServeOptions;
+use manta_manager::testing::{TestManager, TestOptions};
 use manta_proto::core::user_services::GetUserRequest;
 use manta_proto::core::user_services::user_management_client::UserManagementClient;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tonic::transport::Channel;
 
 /// Connections per load phase and calls in flight on each.
@@ -31,62 +28,28 @@ struct Target {
     addr: SocketAddr,
     token: String,
     user_id: String,
-    _dir: tempfile::TempDir,
+    _manager: TestManager,
 }
 
 async fn start(authorization: bool) -> Target {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("m.db")).expect("open store"));
-    let authority = Arc::new(
-        Authority::open(Arc::clone(&store), SigningMode::EdDsa, "bench", 86_400).expect("keys"),
-    );
-    let (sink, _writer) = manta_manager::audit::start(Arc::clone(&store));
-    let core = Arc::new(Core::new(
-        store,
-        authority,
-        Lifetimes::default(),
-        SignInLimits::default(),
-        sink,
-    ));
-    let user = core
-        .add_user(
-            "bench",
-            "",
-            Some(&SecretString::from("benchmark-password")),
-            vec!["user:read".into()],
-        )
-        .expect("user");
-    let token = core
-        .create_api_token(&user, "bench", vec!["user:read".into()], None, &user.scopes)
-        .expect("token")
-        .token
+    let manager = TestManager::start_with(TestOptions {
+        serve: ServeOptions {
+            authorization,
+            ..ServeOptions::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let user_id = manager.add_user("bench", "benchmark-password", &["user:read"]);
+    let token = manager
+        .api_token("bench", &["user:read"])
         .expose_secret()
         .to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let node = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let options = ServeOptions {
-        authorization,
-        ..ServeOptions::default()
-    };
-    tokio::spawn(serve(
-        core,
-        listener,
-        node,
-        options,
-        None,
-        std::future::pending(),
-    ));
     Target {
-        addr,
+        addr: manager.user_addr,
         token,
-        user_id: user.id,
-        _dir: dir,
+        user_id,
+        _manager: manager,
     }
 }
 

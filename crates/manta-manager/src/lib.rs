@@ -18,5 +18,6 @@ pub mod registry;
 pub mod scopes;
 pub mod server;
 pub mod store;
+pub mod testing;
 
 pub use error::{Error, Result};

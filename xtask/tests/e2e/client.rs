@@ -13,7 +13,7 @@ use manta_config::{Env, MantaHome, MemoryStore};
 use manta_manager::identity::Lifetimes;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::harness::{Background, Manager, Options};
+use crate::harness::{Background, Manager, ManagerExt as _, Options};
 
 const PASSWORD: &str = "correct horse battery";
 

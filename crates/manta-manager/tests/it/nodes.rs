@@ -21,7 +21,7 @@ use manta_proto::node::node_service::node_service_client::NodeServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::harness::{Manager, authed, channel};
+use crate::harness::{Manager, ManagerExt as _, authed, channel};
 use crate::process::{BIN, admin};
 
 pub(crate) fn overview(alias: Option<&str>, random_id: bool) -> NodeOverview {

@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::harness::{Manager, authed};
+use crate::harness::{Manager, ManagerExt as _, authed};
 
 /// The SDK's `PairId` of a 32-hex id.
 fn pair(id: &str) -> PairId {

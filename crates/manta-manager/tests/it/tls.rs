@@ -6,7 +6,7 @@ use manta_proto::core::user_services::GetUserRequest;
 use manta_proto::core::user_services::user_management_client::UserManagementClient;
 use manta_tls::{ClientAuth, ClientTls, DevPki, DevPkiOptions, ServerTls};
 
-use crate::harness::{Manager, Options, authed};
+use crate::harness::{Manager, ManagerExt as _, Options, authed};
 
 #[tokio::test]
 async fn mtls_identity_is_audited_and_clients_without_certificates_are_refused() {

@@ -7,7 +7,7 @@ use manta_proto::manta::v1::{
 };
 use tonic::Code;
 
-use crate::harness::{Manager, authed};
+use crate::harness::{Manager, ManagerExt as _, authed};
 
 fn me() -> GetUserRequest {
     GetUserRequest { user_id: None }

@@ -14,7 +14,7 @@ use manta_proto::core::user_services::{
 };
 use tonic::Code;
 
-use crate::harness::{Manager, authed};
+use crate::harness::{Manager, ManagerExt as _, authed};
 
 fn get_me() -> GetUserRequest {
     GetUserRequest { user_id: None }
