@@ -240,13 +240,16 @@ impl Context {
             config.key_retention_secs(),
         )?);
         let (sink, writer) = crate::audit::start(Arc::clone(&store));
-        let core = Arc::new(Core::new(
-            store,
-            authority,
-            config.lifetimes()?,
-            config.sign_in_limits(),
-            sink,
-        ));
+        let core = Arc::new(
+            Core::new(
+                store,
+                authority,
+                config.lifetimes()?,
+                config.sign_in_limits(),
+                sink,
+            )
+            .with_node_settings(config.node_settings()?),
+        );
         Ok(Context {
             config,
             core,

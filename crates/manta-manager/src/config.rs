@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::identity::Lifetimes;
 use crate::keys::SigningMode;
 use crate::ratelimit::SignInLimits;
+use crate::registry::NodeSettings;
 use crate::server::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// The whole configuration file. Every key is optional.
@@ -30,6 +31,8 @@ pub struct Config {
     pub signing: SigningConfig,
     /// Brute-force limits for SignIn.
     pub sign_in: SignInConfig,
+    /// Node heartbeats and node token lifetimes.
+    pub nodes: NodesConfig,
     /// TLS for both APIs; absent means plaintext h2c.
     pub tls: Option<TlsConfig>,
 }
@@ -43,6 +46,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             signing: SigningConfig::default(),
             sign_in: SignInConfig::default(),
+            nodes: NodesConfig::default(),
             tls: None,
         }
     }
@@ -141,6 +145,35 @@ impl Default for SignInConfig {
     }
 }
 
+/// `[nodes]`, all in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodesConfig {
+    /// How often nodes heartbeat (sent to them in `Registration`).
+    pub heartbeat_interval_secs: u64,
+    /// A node silent this long is shown offline.
+    pub offline_after_secs: u64,
+    /// Lifetime of a node identity token; nodes renew it before it ends.
+    pub token_ttl_secs: u64,
+    /// How long after its expiry a node token may still be renewed (0: never).
+    pub renew_grace_secs: u64,
+    /// Lifetime of a cluster's bootstrap token when none is asked for.
+    pub bootstrap_ttl_secs: u64,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        let n = NodeSettings::default();
+        NodesConfig {
+            heartbeat_interval_secs: n.heartbeat_interval.as_secs(),
+            offline_after_secs: n.offline_after.as_secs(),
+            token_ttl_secs: n.node_token_ttl.as_secs(),
+            renew_grace_secs: n.renew_grace.as_secs(),
+            bootstrap_ttl_secs: n.bootstrap_ttl.as_secs(),
+        }
+    }
+}
+
 /// `[tls]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +255,37 @@ impl Config {
         Ok(l)
     }
 
+    /// Node settings, checked for consistency.
+    pub fn node_settings(&self) -> Result<NodeSettings> {
+        let n = &self.nodes;
+        let bad = |what: &str| Err(Error::Config(format!("nodes.{what}")));
+        if n.heartbeat_interval_secs == 0 || n.heartbeat_interval_secs > u64::from(u32::MAX) {
+            return bad("heartbeat_interval_secs must be 1 or more seconds (5 is the default)");
+        }
+        if n.offline_after_secs < n.heartbeat_interval_secs {
+            return bad(
+                "offline_after_secs is shorter than heartbeat_interval_secs, so healthy nodes \
+                 would show offline; use about three heartbeat intervals",
+            );
+        }
+        if n.token_ttl_secs <= n.heartbeat_interval_secs {
+            return bad(
+                "token_ttl_secs must be longer than heartbeat_interval_secs, or node tokens \
+                 expire between two heartbeats",
+            );
+        }
+        if n.bootstrap_ttl_secs == 0 {
+            return bad("bootstrap_ttl_secs must be above zero");
+        }
+        Ok(NodeSettings {
+            heartbeat_interval: Duration::from_secs(n.heartbeat_interval_secs),
+            offline_after: Duration::from_secs(n.offline_after_secs),
+            node_token_ttl: Duration::from_secs(n.token_ttl_secs),
+            renew_grace: Duration::from_secs(n.renew_grace_secs),
+            bootstrap_ttl: Duration::from_secs(n.bootstrap_ttl_secs),
+        })
+    }
+
     /// The signing mode.
     pub fn signing_mode(&self) -> Result<SigningMode> {
         match (self.signing.algorithm.as_str(), &self.signing.hs256_secret) {
@@ -276,6 +340,49 @@ mod tests {
         assert_eq!(c.listen.node_api.port(), 50051);
         assert!(c.listen.max_message_bytes > 4 * 1024 * 1024);
         assert!(matches!(c.signing_mode().unwrap(), SigningMode::EdDsa));
+    }
+
+    #[test]
+    fn node_settings_come_from_the_nodes_table_and_contradictions_are_refused() {
+        assert_eq!(
+            load("").unwrap().node_settings().unwrap(),
+            NodeSettings::default()
+        );
+        let n = load(
+            "[nodes]\nheartbeat_interval_secs = 1\noffline_after_secs = 3\n\
+             token_ttl_secs = 60\nrenew_grace_secs = 0\nbootstrap_ttl_secs = 600\n",
+        )
+        .unwrap()
+        .node_settings()
+        .unwrap();
+        assert_eq!(n.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(n.offline_after, Duration::from_secs(3));
+        assert_eq!(n.node_token_ttl, Duration::from_secs(60));
+        assert_eq!(n.renew_grace, Duration::ZERO);
+        assert_eq!(n.bootstrap_ttl, Duration::from_secs(600));
+        for (text, says) in [
+            (
+                "heartbeat_interval_secs = 0",
+                "heartbeat_interval_secs must be 1 or more",
+            ),
+            ("offline_after_secs = 2", "healthy nodes would show offline"),
+            ("token_ttl_secs = 5", "expire between two heartbeats"),
+            (
+                "bootstrap_ttl_secs = 0",
+                "bootstrap_ttl_secs must be above zero",
+            ),
+        ] {
+            let err = load(&format!("[nodes]\n{text}\n"))
+                .unwrap()
+                .node_settings()
+                .unwrap_err();
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
+        let err = load("[nodes]\nheartbeat_secs = 5\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown key `heartbeat_secs`"),
+            "{err}"
+        );
     }
 
     #[test]

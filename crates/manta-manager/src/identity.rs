@@ -196,6 +196,17 @@ impl Core {
         }
     }
 
+    /// Replaces the default node settings (heartbeat interval, node token lifetimes).
+    #[must_use]
+    pub fn with_node_settings(mut self, settings: crate::registry::NodeSettings) -> Self {
+        self.platform = crate::platform::Platform::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.authority),
+            settings,
+        );
+        self
+    }
+
     /// Clusters, swarms, modules and the node registry.
     pub fn platform(&self) -> &crate::platform::Platform {
         &self.platform

@@ -28,6 +28,7 @@ use crate::audit;
 use crate::identity::{Core, Lifetimes};
 use crate::keys::{Authority, SigningMode};
 use crate::ratelimit::SignInLimits;
+use crate::registry::NodeSettings;
 use crate::server::{ServeOptions, serve};
 use crate::store::{SqliteStore, Store};
 
@@ -38,6 +39,8 @@ pub struct TestOptions {
     pub lifetimes: Lifetimes,
     /// Sign-in rate limits.
     pub limits: SignInLimits,
+    /// Node heartbeat interval and node token lifetimes.
+    pub nodes: NodeSettings,
     /// Server options; `authorization: false` measures the cost of authorization.
     pub serve: ServeOptions,
     /// TLS or mTLS for both listeners; plaintext h2c without it.
@@ -85,13 +88,10 @@ impl TestManager {
         );
         // The writer stops by itself once the last sink (inside `core`) is dropped.
         let (sink, _writer) = audit::start(Arc::clone(&store));
-        let core = Arc::new(Core::new(
-            store,
-            authority,
-            options.lifetimes,
-            options.limits,
-            sink,
-        ));
+        let core = Arc::new(
+            Core::new(store, authority, options.lifetimes, options.limits, sink)
+                .with_node_settings(options.nodes),
+        );
         let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
         let (user, node) = (bind().await.expect("bind"), bind().await.expect("bind"));
         let user_addr = user.local_addr().expect("user API address");

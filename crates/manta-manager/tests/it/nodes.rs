@@ -63,7 +63,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let m = Manager::start().await;
+    setup_with(crate::harness::Options::default()).await
+}
+
+async fn setup_with(options: crate::harness::Options) -> Setup {
+    let m = Manager::start_with(options).await;
     m.add_user("root", "password1", &["admin:*"]);
     let admin = m.token("root", &["admin:*"]);
     let mut cm = ClusterManagementClient::new(m.channel().await);
@@ -703,4 +707,27 @@ async fn admin_cli_lists_shows_and_removes_a_node_of_a_running_manager() {
     assert!(err.message().contains("removed"), "{}", err.message());
     served.child.kill().unwrap();
     served.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn node_settings_reach_registering_nodes() {
+    // `[nodes]` of the configuration (here set directly) decides what nodes are told and how
+    // long their identity tokens live.
+    let s = setup_with(crate::harness::Options {
+        nodes: manta_manager::registry::NodeSettings {
+            heartbeat_interval: std::time::Duration::from_secs(2),
+            offline_after: std::time::Duration::from_secs(6),
+            node_token_ttl: std::time::Duration::from_secs(90),
+            ..manta_manager::registry::NodeSettings::default()
+        },
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let reg = register(s.m.node_addr, &s.bootstrap, Some("edge-1"), false)
+        .await
+        .unwrap();
+    assert_eq!(reg.heartbeat_interval_seconds, Some(2));
+    let token = claims(reg.node_token.as_deref().unwrap());
+    let lifetime = token["exp"].as_i64().unwrap() - token["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 90, "{token}");
 }
