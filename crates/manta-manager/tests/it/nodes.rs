@@ -715,9 +715,9 @@ async fn node_settings_reach_registering_nodes() {
     // long their identity tokens live.
     let s = setup_with(crate::harness::Options {
         nodes: manta_manager::registry::NodeSettings {
-            heartbeat_interval: std::time::Duration::from_secs(2),
-            offline_after: std::time::Duration::from_secs(6),
-            node_token_ttl: std::time::Duration::from_secs(90),
+            heartbeat_interval: Duration::from_secs(2),
+            offline_after: Duration::from_secs(6),
+            node_token_ttl: Duration::from_secs(90),
             ..manta_manager::registry::NodeSettings::default()
         },
         ..crate::harness::Options::default()
