@@ -120,6 +120,37 @@ where
 
 type R<T> = Result<Response<T>, Status>;
 
+impl ClusterApi {
+    /// The node ids of a cluster the caller may see; with `online_only`, those heartbeating.
+    async fn node_ids(
+        &self,
+        request: Request<StrId>,
+        method: &str,
+        online_only: bool,
+    ) -> R<CollectionIds> {
+        let id = request.get_ref().id.clone();
+        let ids = act(
+            &self.core,
+            &request,
+            &format!("{CM}{method}"),
+            &id.clone(),
+            move |core, who| {
+                let c = core.platform().cluster(&Viewer::of(who), &id)?;
+                Ok(core
+                    .platform()
+                    .registry()
+                    .list(Some(&c.id))?
+                    .into_iter()
+                    .filter(|n| n.online || !online_only)
+                    .map(|n| n.record.id)
+                    .collect())
+            },
+        )
+        .await?;
+        Ok(Response::new(CollectionIds { ids }))
+    }
+}
+
 #[tonic::async_trait]
 impl ClusterManagement for ClusterApi {
     async fn is_available(&self, _request: Request<Empty>) -> R<Reply> {
@@ -250,25 +281,7 @@ impl ClusterManagement for ClusterApi {
     }
 
     async fn list_node_ids(&self, request: Request<StrId>) -> R<CollectionIds> {
-        let id = request.get_ref().id.clone();
-        let ids = act(
-            &self.core,
-            &request,
-            &format!("{CM}ListNodeIds"),
-            &id.clone(),
-            move |core, who| {
-                let c = core.platform().cluster(&Viewer::of(who), &id)?;
-                Ok(core
-                    .platform()
-                    .registry()
-                    .list(Some(&c.id))?
-                    .into_iter()
-                    .map(|n| n.record.id)
-                    .collect())
-            },
-        )
-        .await?;
-        Ok(Response::new(CollectionIds { ids }))
+        self.node_ids(request, "ListNodeIds", false).await
     }
 
     type StreamNodesStream = BoxStream<Node>;
@@ -396,26 +409,7 @@ impl ClusterManagement for ClusterApi {
     }
 
     async fn list_available_node_ids(&self, request: Request<StrId>) -> R<CollectionIds> {
-        let id = request.get_ref().id.clone();
-        let ids = act(
-            &self.core,
-            &request,
-            &format!("{CM}ListAvailableNodeIds"),
-            &id.clone(),
-            move |core, who| {
-                let c = core.platform().cluster(&Viewer::of(who), &id)?;
-                Ok(core
-                    .platform()
-                    .registry()
-                    .list(Some(&c.id))?
-                    .into_iter()
-                    .filter(|n| n.online)
-                    .map(|n| n.record.id)
-                    .collect())
-            },
-        )
-        .await?;
-        Ok(Response::new(CollectionIds { ids }))
+        self.node_ids(request, "ListAvailableNodeIds", true).await
     }
 
     type CollectErrorsStream = BoxStream<manta_proto::common::system::Error>;
