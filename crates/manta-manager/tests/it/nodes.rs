@@ -731,3 +731,62 @@ async fn node_settings_reach_registering_nodes() {
     let lifetime = token["exp"].as_i64().unwrap() - token["iat"].as_i64().unwrap();
     assert_eq!(lifetime, 90, "{token}");
 }
+
+#[tokio::test]
+async fn available_nodes_are_the_ones_heartbeating() {
+    let s = setup_with(crate::harness::Options {
+        nodes: manta_manager::registry::NodeSettings {
+            heartbeat_interval: Duration::from_secs(1),
+            offline_after: Duration::from_secs(1),
+            ..manta_manager::registry::NodeSettings::default()
+        },
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let live = register(s.m.node_addr, &s.bootstrap, Some("live"), false)
+        .await
+        .unwrap();
+    let silent = register(s.m.node_addr, &s.bootstrap, Some("silent"), false)
+        .await
+        .unwrap();
+    // Both registered just now: both available. Then only `live` keeps heartbeating.
+    let cm = ClusterManagementClient::new(s.m.channel().await);
+    let list = |available: bool| {
+        let req = authed(
+            StrId {
+                id: s.cluster.clone(),
+            },
+            &s.admin,
+        );
+        let mut cm = cm.clone();
+        async move {
+            let mut ids = if available {
+                cm.list_available_node_ids(req).await
+            } else {
+                cm.list_node_ids(req).await
+            }
+            .unwrap()
+            .into_inner()
+            .ids;
+            ids.sort();
+            ids
+        }
+    };
+    let mut both = vec![
+        live.node_id.clone().unwrap(),
+        silent.node_id.clone().unwrap(),
+    ];
+    both.sort();
+    assert_eq!(list(true).await, both);
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    session(s.m.node_addr)
+        .await
+        .heartbeat(authed(
+            HeartbeatRequest::default(),
+            live.node_token.as_deref().unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(list(true).await, [live.node_id.clone().unwrap()]);
+    assert_eq!(list(false).await, both, "offline nodes are still listed");
+}
