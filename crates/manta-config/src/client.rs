@@ -24,6 +24,9 @@ pub const MANTA_TOKEN: &str = "MANTA_TOKEN";
 pub const KEYRING_SERVICE: &str = "manta";
 /// Keyring entry name.
 pub const KEYRING_ENTRY: &str = "api_token";
+/// Keyring entry holding the session refresh token that `manta login` stores beside the
+/// access token (service [`KEYRING_SERVICE`]).
+pub const KEYRING_REFRESH_ENTRY: &str = "refresh_token";
 
 /// `MANTA_HOME/config.toml`: named connection profiles.
 ///
@@ -407,27 +410,63 @@ pub fn read_credentials_token(
     path: &Path,
     allow_insecure: bool,
 ) -> Result<Option<SecretString>, ConfigError> {
+    read_auth_key(path, TOKEN_KEY, allow_insecure)
+}
+
+/// Reads `[auth] refresh_token` (the session's refresh token stored by `manta login`) from
+/// a credentials file, with the same rules as [`read_credentials_token`]: `Ok(None)` when
+/// the file or the key is missing, and a file holding it must be 0600 unless
+/// `allow_insecure`.
+pub fn read_credentials_refresh_token(
+    path: &Path,
+    allow_insecure: bool,
+) -> Result<Option<SecretString>, ConfigError> {
+    read_auth_key(path, REFRESH_TOKEN_KEY, allow_insecure)
+}
+
+/// The `[auth]` key of the access token in `credentials.ini`.
+const TOKEN_KEY: &str = "token";
+/// The `[auth]` key of the session refresh token in `credentials.ini`.
+const REFRESH_TOKEN_KEY: &str = "refresh_token";
+
+fn read_auth_key(
+    path: &Path,
+    key: &str,
+    allow_insecure: bool,
+) -> Result<Option<SecretString>, ConfigError> {
     let text = match fsutil::read_text(path, "") {
         Ok(t) => t,
         Err(ConfigError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let token = find_auth_token(&text);
-    if token.is_some() {
+    let value = find_auth_key(&text, key);
+    if value.is_some() {
         fsutil::check_secret_file(path, allow_insecure)?;
     }
-    Ok(token.map(SecretString::from))
+    Ok(value.map(SecretString::from))
 }
 
-fn find_auth_token(text: &str) -> Option<&str> {
+/// Whether `line` (trimmed) is a `[section]` header, and which.
+fn section_of(line: &str) -> Option<&str> {
+    line.strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .map(str::trim)
+}
+
+/// The key of a `key = value` or `key: value` line.
+fn key_of(line: &str) -> Option<&str> {
+    line.split_once(['=', ':']).map(|(k, _)| k.trim())
+}
+
+fn find_auth_key<'t>(text: &'t str, wanted: &str) -> Option<&'t str> {
     let mut in_auth = false;
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with(';') || line.starts_with('#') || line.is_empty() {
             continue;
         }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_auth = section.trim() == "auth";
+        if let Some(section) = section_of(line) {
+            in_auth = section == "auth";
             continue;
         }
         if !in_auth {
@@ -436,7 +475,7 @@ fn find_auth_token(text: &str) -> Option<&str> {
         let Some((key, value)) = line.split_once(['=', ':']) else {
             continue;
         };
-        if key.trim() == "token" {
+        if key.trim() == wanted {
             let v = value.trim();
             let v = v
                 .strip_prefix('"')
@@ -449,59 +488,128 @@ fn find_auth_token(text: &str) -> Option<&str> {
     None
 }
 
-/// Writes `[auth] token` to `home/credentials.ini` atomically with mode 0600, keeping the
-/// file's other lines (a previous token line is replaced).
-pub fn save_credentials_token(
+/// Sets (`Some`) or removes (`None`) keys of the `[auth]` section of `home/credentials.ini`
+/// in one atomic 0600 write, keeping every other line. A key set is written where its old
+/// line was, else at the end of `[auth]` (created when missing). Returns the path and
+/// whether the text changed. A save always writes (so the file ends up 0600 even when its
+/// text is unchanged); a removal that changes nothing writes nothing, and never creates
+/// the file.
+fn update_auth(
     home: &MantaHome,
-    token: &SecretString,
-) -> Result<PathBuf, ConfigError> {
+    changes: &[(&str, Option<&SecretString>)],
+) -> Result<(PathBuf, bool), ConfigError> {
     let path = home.credentials();
     let old = match fsutil::read_text(&path, "") {
         Ok(t) => t,
         Err(ConfigError::NotFound { .. }) => Zeroizing::new(String::new()),
         Err(e) => return Err(e),
     };
-    let mut out = Zeroizing::new(String::with_capacity(old.len() + 64));
-    let mut in_auth = false;
-    let mut written = false;
-    let write_token = |out: &mut Zeroizing<String>| {
-        out.push_str("token = ");
-        out.push_str(token.expose_secret());
-        out.push('\n');
+    let extra: usize = changes
+        .iter()
+        .map(|(k, v)| k.len() + v.map_or(0, |v| v.expose_secret().len()) + 4)
+        .sum();
+    let mut out = Zeroizing::new(String::with_capacity(old.len() + extra + 8));
+    let mut written = vec![false; changes.len()];
+    let write_pending = |out: &mut Zeroizing<String>, written: &mut [bool]| {
+        for ((key, value), done) in changes.iter().zip(written.iter_mut()) {
+            if let (Some(value), false) = (value, *done) {
+                out.push_str(key);
+                out.push_str(" = ");
+                out.push_str(value.expose_secret());
+                out.push('\n');
+                *done = true;
+            }
+        }
     };
+    let mut in_auth = false;
     for line in old.lines() {
         let trimmed = line.trim();
-        if let Some(section) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            if in_auth && !written {
-                write_token(&mut out);
-                written = true;
+        if let Some(section) = section_of(trimmed) {
+            if in_auth {
+                write_pending(&mut out, &mut written);
             }
-            in_auth = section.trim() == "auth";
+            in_auth = section == "auth";
         } else if in_auth
-            && trimmed
-                .split_once(['=', ':'])
-                .is_some_and(|(k, _)| k.trim() == "token")
+            && !trimmed.starts_with(';')
+            && !trimmed.starts_with('#')
+            && let Some(key) = key_of(trimmed)
+            && let Some(i) = changes.iter().position(|(k, _)| *k == key)
         {
-            if !written {
-                write_token(&mut out);
-                written = true;
+            // The old line is replaced by the new value (once) or dropped (removal, or a
+            // duplicate of a key already written).
+            if let (Some(value), false) = (changes[i].1, written[i]) {
+                out.push_str(key);
+                out.push_str(" = ");
+                out.push_str(value.expose_secret());
+                out.push('\n');
+                written[i] = true;
             }
             continue;
         }
         out.push_str(line);
         out.push('\n');
     }
-    if !written {
+    let pending = changes
+        .iter()
+        .zip(&written)
+        .any(|((_, v), done)| v.is_some() && !done);
+    if pending {
         if !in_auth {
             if !out.is_empty() && !out.ends_with("\n\n") {
                 out.push('\n');
             }
             out.push_str("[auth]\n");
         }
-        write_token(&mut out);
+        write_pending(&mut out, &mut written);
     }
-    fsutil::write_atomic(&path, out.as_bytes())?;
-    Ok(path)
+    let changed = out.as_str() != old.as_str();
+    if changed || changes.iter().any(|(_, v)| v.is_some()) {
+        fsutil::write_atomic(&path, out.as_bytes())?;
+    }
+    Ok((path, changed))
+}
+
+/// Writes `[auth] token` to `home/credentials.ini` atomically with mode 0600, keeping the
+/// file's other lines (a previous token line is replaced).
+pub fn save_credentials_token(
+    home: &MantaHome,
+    token: &SecretString,
+) -> Result<PathBuf, ConfigError> {
+    update_auth(home, &[(TOKEN_KEY, Some(token))]).map(|(path, _)| path)
+}
+
+/// Writes `[auth] refresh_token` (a session's refresh token) to `home/credentials.ini`
+/// atomically with mode 0600, keeping the file's other lines, as
+/// [`save_credentials_token`] does for the access token.
+pub fn save_credentials_refresh_token(
+    home: &MantaHome,
+    refresh_token: &SecretString,
+) -> Result<PathBuf, ConfigError> {
+    update_auth(home, &[(REFRESH_TOKEN_KEY, Some(refresh_token))]).map(|(path, _)| path)
+}
+
+/// Writes both `[auth] token` and `[auth] refresh_token` to `home/credentials.ini` in one
+/// atomic 0600 write, so a renewed session is never stored half (the old refresh token
+/// works only once).
+pub fn save_credentials_session(
+    home: &MantaHome,
+    token: &SecretString,
+    refresh_token: &SecretString,
+) -> Result<PathBuf, ConfigError> {
+    update_auth(
+        home,
+        &[
+            (TOKEN_KEY, Some(token)),
+            (REFRESH_TOKEN_KEY, Some(refresh_token)),
+        ],
+    )
+    .map(|(path, _)| path)
+}
+
+/// Removes `[auth] refresh_token` from `home/credentials.ini` (atomically, mode 0600,
+/// keeping the other lines). `Ok(false)` when there was none; a missing file stays missing.
+pub fn remove_credentials_refresh_token(home: &MantaHome) -> Result<bool, ConfigError> {
+    update_auth(home, &[(REFRESH_TOKEN_KEY, None)]).map(|(_, changed)| changed)
 }
 
 #[cfg(test)]
@@ -691,6 +799,102 @@ mod tests {
             std::fs::read_to_string(fresh.credentials()).unwrap(),
             "[auth]\ntoken = t\n"
         );
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refresh_token_is_saved_beside_the_token_and_read_back_separately() {
+        let (_d, home) = home_with(&[(
+            "credentials.ini",
+            "# mine\n[auth]\ntoken = old\nuser = me\n[x]\ny = 1\n",
+            0o644,
+        )]);
+        let path = home.credentials();
+        save_credentials_refresh_token(&home, &SecretString::from("mrt_1")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# mine\n[auth]\ntoken = old\nuser = me\nrefresh_token = mrt_1\n[x]\ny = 1\n"
+        );
+        assert_eq!(mode(&path), 0o600);
+        let read = |allow| read_credentials_refresh_token(&path, allow);
+        assert_eq!(read(false).unwrap().unwrap().expose_secret(), "mrt_1");
+        // The two keys never stand in for each other.
+        assert_eq!(
+            read_credentials_token(&path, false)
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            "old"
+        );
+
+        // Both at once, in place, still 0600.
+        save_credentials_session(
+            &home,
+            &SecretString::from("tok-2"),
+            &SecretString::from("mrt_2"),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# mine\n[auth]\ntoken = tok-2\nuser = me\nrefresh_token = mrt_2\n[x]\ny = 1\n"
+        );
+        assert_eq!(mode(&path), 0o600);
+        // Saving the access token alone leaves the refresh token where it is.
+        save_credentials_token(&home, &SecretString::from("tok-3")).unwrap();
+        assert_eq!(read(false).unwrap().unwrap().expose_secret(), "mrt_2");
+
+        assert!(remove_credentials_refresh_token(&home).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# mine\n[auth]\ntoken = tok-3\nuser = me\n[x]\ny = 1\n"
+        );
+        assert_eq!(mode(&path), 0o600);
+        assert!(read(false).unwrap().is_none());
+        assert!(!remove_credentials_refresh_token(&home).unwrap());
+
+        // A fresh home: the section is created; removing from a missing file creates nothing.
+        let (_d, fresh) = home_with(&[]);
+        assert!(!remove_credentials_refresh_token(&fresh).unwrap());
+        assert!(!fresh.credentials().exists());
+        save_credentials_session(&fresh, &SecretString::from("t"), &SecretString::from("r"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(fresh.credentials()).unwrap(),
+            "[auth]\ntoken = t\nrefresh_token = r\n"
+        );
+        assert_eq!(mode(&fresh.credentials()), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_file_holding_a_refresh_token_is_refused_like_the_token() {
+        for file_mode in [0o640, 0o604] {
+            let (_d, home) = home_with(&[(
+                "credentials.ini",
+                "[auth]\nrefresh_token = \"mrt_secret\"\n",
+                file_mode,
+            )]);
+            let err = read_credentials_refresh_token(&home.credentials(), false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("chmod 600") && !err.contains("mrt_secret"),
+                "{err}"
+            );
+            assert_eq!(
+                read_credentials_refresh_token(&home.credentials(), true)
+                    .unwrap()
+                    .unwrap()
+                    .expose_secret(),
+                "mrt_secret"
+            );
+        }
     }
 
     #[cfg(feature = "keyring")]
