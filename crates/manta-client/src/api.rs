@@ -897,6 +897,42 @@ impl UserApi {
         Ok(access)
     }
 
+    /// Ends the session `refresh_token` belongs to (`manta.v1.TokenService/RevokeSession`):
+    /// its access tokens and every refresh token of its family stop working. Needs no
+    /// access token, so it also works after the access token expired.
+    ///
+    /// # Errors
+    /// [`Error::Authentication`] for an unknown refresh token.
+    pub async fn revoke_session(&self, refresh_token: &SecretString) -> Result<()> {
+        let refresh = refresh_token.clone();
+        let mut o = op("revoke_session", "TokenService/RevokeSession", true);
+        o.auth = false;
+        self.call(o, "refresh_token=[REDACTED]", |ch, _auth, t| {
+            let refresh = refresh.clone();
+            async move {
+                tokens(ch)
+                    .revoke_session(request(
+                        mv1::RevokeSessionRequest {
+                            refresh_token: refresh.expose_secret().to_owned(),
+                        },
+                        None,
+                        t,
+                    ))
+                    .await
+            }
+        })
+        .await?;
+        if self
+            .inner
+            .session
+            .get()
+            .is_some_and(|held| held.expose_secret() == refresh_token.expose_secret())
+        {
+            self.inner.session.clear();
+        }
+        Ok(())
+    }
+
     /// Renews the current access token now with the published `RefreshUserToken`, switches
     /// to it and returns it (`manta token refresh`).
     ///

@@ -30,6 +30,25 @@ pub enum Error {
         /// The manager's or the refresh engine's explanation.
         message: String,
     },
+    /// The stored session cannot be renewed any more (it was revoked, its refresh token
+    /// was already used, or it reached its maximum lifetime).
+    #[error("the session ended: {message}; run `manta login` again")]
+    SessionEnded {
+        /// Why, and what happened to the stored refresh token.
+        message: String,
+    },
+    /// The session was renewed but the new tokens could not be stored. The old refresh
+    /// token works only once, so the stored session is lost.
+    #[error(
+        "the session was renewed but the new tokens could not be stored in {place}: {source}; the stored refresh token no longer works, so fix that and run `manta login` again"
+    )]
+    SessionNotStored {
+        /// Where the tokens should have gone (keyring entry or file).
+        place: String,
+        /// Why storing failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The token is valid but lacks the scope the operation needs.
     #[error("permission denied for {operation}{}: {message}; ask an administrator for the scope", scope.as_ref().map(|s| format!(" (needs `{s}`)")).unwrap_or_default())]
     PermissionDenied {
@@ -240,7 +259,7 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            Error::Authentication { .. } | Error::TokenExpired { .. }
+            Error::Authentication { .. } | Error::TokenExpired { .. } | Error::SessionEnded { .. }
         )
     }
 }
@@ -302,6 +321,31 @@ mod tests {
     }
 
     #[test]
+    fn session_errors_say_to_sign_in_again() {
+        let ended = Error::SessionEnded {
+            message: "the session was revoked".into(),
+        };
+        assert!(ended.is_auth());
+        assert!(
+            ended.to_string().ends_with("run `manta login` again"),
+            "{ended}"
+        );
+        let lost = Error::SessionNotStored {
+            place: "/h/credentials.ini".into(),
+            source: Box::new(Error::Setting {
+                message: "disk full".into(),
+            }),
+        };
+        let text = lost.to_string();
+        assert!(
+            text.contains("/h/credentials.ini")
+                && text.contains("disk full")
+                && text.contains("run `manta login` again"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_token_echoed_by_a_server_never_reaches_the_message() {
         let jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";
         let e = map(Code::Unauthenticated, &format!("bad token {jwt} here"));
@@ -319,6 +363,9 @@ mod tests {
             map(Code::ResourceExhausted, "x"),
             map(Code::DeadlineExceeded, "x"),
             Error::Setting {
+                message: "x".into(),
+            },
+            Error::SessionEnded {
                 message: "x".into(),
             },
         ];

@@ -907,3 +907,245 @@ fn the_manta_command_end_to_end() {
     );
     let _ = std::io::stderr().flush();
 }
+
+/// A manager whose access tokens last 2 s (so `manta` finds them expired or due for renewal),
+/// a MANTA_HOME with a `local` profile pointing at it, and alice signed in with `--store file`.
+/// Returns the manager, the home, the keyring and the credentials file.
+fn signed_in_with_short_tokens() -> (
+    Background,
+    tempfile::TempDir,
+    MemoryStore,
+    std::path::PathBuf,
+) {
+    let bg = Background::start_with(Options {
+        lifetimes: Lifetimes {
+            access: Duration::from_secs(2),
+            ..Lifetimes::default()
+        },
+        ..Options::default()
+    });
+    bg.m().add_user("alice", PASSWORD, &["cluster:read"]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "default_profile = \"local\"\n[profiles.local]\nhost = \"127.0.0.1\"\nport = {}\n",
+            bg.m().port()
+        ),
+    )
+    .unwrap();
+    let creds = home.path().join("credentials.ini");
+    (bg, home, MemoryStore::new(), creds)
+}
+
+fn cmd_for<'a>(home: &tempfile::TempDir, store: &'a MemoryStore) -> Cmd<'a> {
+    Cmd {
+        env: vec![("MANTA_HOME".into(), home.path().display().to_string())],
+        store,
+        stdin: String::new(),
+        logs: Captured::default(),
+    }
+}
+
+fn login(cmd: &mut Cmd<'_>, extra: &[&str]) {
+    cmd.stdin = format!("{PASSWORD}\n");
+    let mut args = vec!["login", "-u", "alice", "--password-stdin"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = cmd.run(&args);
+    assert_eq!(code, 0, "{out} {err}");
+    cmd.stdin.clear();
+}
+
+/// The stored access token and session refresh token of a credentials file.
+fn stored(creds: &std::path::Path) -> (Option<String>, Option<String>) {
+    let read = |r: Result<Option<SecretString>, _>| {
+        r.unwrap()
+            .map(|s: SecretString| s.expose_secret().to_owned())
+    };
+    (
+        read(manta_config::read_credentials_token(creds, false)),
+        read(manta_config::read_credentials_refresh_token(creds, false)),
+    )
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Runs `f` with an API (no token, no automatic refresh) on the manager, on a runtime of its
+/// own: the `manta` command must not run inside one, so the test thread has none.
+fn with_api<T>(port: u16, token: Option<&str>, f: impl AsyncFnOnce(UserApi) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut b = UserApiBuilder::new("127.0.0.1", port).no_auto_refresh();
+        if let Some(t) = token {
+            b = b.token(SecretString::from(t.to_owned()));
+        }
+        f(b.build().unwrap()).await
+    })
+}
+
+/// Waits (without asserting how long it takes) until `token` is past its `exp`: expired for
+/// the client (the manager still accepts it for its clock-skew leeway).
+fn wait_until_expired(token: &str) {
+    let exp = manta_auth::inspect(token).unwrap().claims.exp.unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    while now() <= exp {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_expired_stored_session_is_renewed_and_both_new_tokens_are_stored() {
+    let (bg, home, store, creds) = signed_in_with_short_tokens();
+    let mut cmd = cmd_for(&home, &store);
+
+    // Credentials file: both tokens, mode 0600.
+    login(&mut cmd, &["--store", "file"]);
+    let (token, refresh) = stored(&creds);
+    let (token, refresh) = (
+        token.unwrap(),
+        refresh.expect("login stores the refresh token"),
+    );
+    assert_eq!(mode_of(&creds), 0o600);
+    wait_until_expired(&token);
+
+    let (code, out, err) = cmd.run(&["whoami"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("session: renewable"), "{out}");
+    let (new_token, new_refresh) = stored(&creds);
+    let (new_token, new_refresh) = (new_token.unwrap(), new_refresh.unwrap());
+    assert_ne!(new_token, token);
+    assert_ne!(new_refresh, refresh);
+    assert_eq!(mode_of(&creds), 0o600);
+    // whoami names the place, never the refresh token.
+    let (code, out, err) = cmd.run(&["whoami", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["session_renewable"], true, "{out}");
+    let (_, latest) = stored(&creds);
+    for text in [&out, &cmd.logs.text()] {
+        for secret in [&refresh, &new_refresh, latest.as_ref().unwrap()] {
+            assert!(!text.contains(secret.as_str()), "a refresh token was shown");
+        }
+    }
+
+    // Keyring: the same, in the entries manta/api_token and manta/refresh_token.
+    login(&mut cmd, &[]);
+    let get = |entry| {
+        manta_config::SecretStore::get(&store, "manta", entry)
+            .unwrap()
+            .map(|s| s.expose_secret().to_owned())
+    };
+    let (token, refresh) = (get("api_token").unwrap(), get("refresh_token").unwrap());
+    // The file still holds the earlier session; the keyring login must not be shadowed by it.
+    std::fs::remove_file(&creds).unwrap();
+    wait_until_expired(&token);
+    let (code, _, err) = cmd.run(&["token", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(get("api_token").unwrap(), token);
+    assert_ne!(get("refresh_token").unwrap(), refresh);
+    drop(cmd);
+    std::thread::spawn(move || drop(bg)).join().unwrap();
+}
+
+#[test]
+fn a_session_that_cannot_be_renewed_fails_with_the_login_hint_and_is_forgotten() {
+    let (bg, home, store, creds) = signed_in_with_short_tokens();
+    let port = bg.m().port();
+    let mut cmd = cmd_for(&home, &store);
+
+    // Revoked on the manager (e.g. an administrator or another logout).
+    login(&mut cmd, &["--store", "file"]);
+    let (token, refresh) = stored(&creds);
+    with_api(port, None, async |api| {
+        api.revoke_session(&SecretString::from(refresh.unwrap()))
+            .await
+            .unwrap();
+    });
+    wait_until_expired(token.as_deref().unwrap());
+    let (code, _, err) = cmd.run(&["whoami"]);
+    assert_eq!(code, cli::EXIT_AUTH, "{err}");
+    assert!(err.contains("run `manta login` again"), "{err}");
+    assert_eq!(
+        stored(&creds).1,
+        None,
+        "the refused refresh token is removed"
+    );
+    assert_eq!(mode_of(&creds), 0o600);
+    // Nothing left to renew with: the expired token is refused as before.
+    let (code, _, err) = cmd.run(&["whoami"]);
+    assert_eq!(code, cli::EXIT_AUTH, "{err}");
+
+    // Reuse detected: someone else already used the stored refresh token.
+    login(&mut cmd, &["--store", "file"]);
+    let (token, refresh) = stored(&creds);
+    with_api(port, None, async |api| {
+        api.refresh_token(&SecretString::from(refresh.unwrap()))
+            .await
+            .unwrap();
+    });
+    wait_until_expired(token.as_deref().unwrap());
+    let (code, _, err) = cmd.run(&["token", "list"]);
+    assert_eq!(code, cli::EXIT_AUTH, "{err}");
+    assert!(err.contains("run `manta login` again"), "{err}");
+    assert_eq!(stored(&creds).1, None);
+    drop(cmd);
+    std::thread::spawn(move || drop(bg)).join().unwrap();
+}
+
+#[test]
+fn logout_revokes_the_stored_session_and_forgets_both_tokens() {
+    let (bg, home, store, creds) = signed_in_with_short_tokens();
+    let port = bg.m().port();
+    let mut cmd = cmd_for(&home, &store);
+    std::fs::write(&creds, "# keep me\n[auth]\nuser = alice\n").unwrap();
+    login(&mut cmd, &["--store", "file"]);
+    let (token, refresh) = stored(&creds);
+    assert!(token.is_some());
+    let refresh = SecretString::from(refresh.unwrap());
+    // The stored access token is one the manager does not take, so it cannot end the
+    // session through the published Logout: logout must use the refresh token.
+    manta_config::save_credentials_token(
+        &MantaHome::at(home.path()),
+        &SecretString::from("not-a-valid-token"),
+    )
+    .unwrap();
+
+    let (code, out, err) = cmd.run(&["logout"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("session refresh token"), "{out}");
+    assert_eq!(stored(&creds), (None, None));
+    let text = std::fs::read_to_string(&creds).unwrap();
+    assert!(
+        text.contains("# keep me") && text.contains("user = alice"),
+        "{text}"
+    );
+    let reuse = with_api(port, None, async |api| api.refresh_token(&refresh).await);
+    assert!(
+        matches!(&reuse, Err(e) if e.is_auth()),
+        "the old refresh token still works: {reuse:?}"
+    );
+    assert_eq!(cmd.run(&["whoami"]).0, cli::EXIT_AUTH);
+
+    // The keyring: both entries go.
+    login(&mut cmd, &[]);
+    let get = |entry| manta_config::SecretStore::get(&store, "manta", entry).unwrap();
+    let refresh = get("refresh_token").unwrap();
+    let (code, _, err) = cmd.run(&["logout"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(get("api_token").is_none() && get("refresh_token").is_none());
+    let reuse = with_api(port, None, async |api| api.refresh_token(&refresh).await);
+    assert!(matches!(&reuse, Err(e) if e.is_auth()), "{reuse:?}");
+    drop(cmd);
+    std::thread::spawn(move || drop(bg)).join().unwrap();
+}

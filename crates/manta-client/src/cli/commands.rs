@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::CommandFactory as _;
 use manta_config::{
-    ClientConfig, ConfigDocument, ConfigError, KEYRING_ENTRY, KEYRING_SERVICE, MantaHome,
-    SelectedProfile, TokenSource,
+    ClientConfig, ConfigDocument, ConfigError, KEYRING_ENTRY, KEYRING_REFRESH_ENTRY,
+    KEYRING_SERVICE, MantaHome, SelectedProfile, TokenSource,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -91,17 +91,187 @@ fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
         .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")))
 }
 
-/// The API for the selected profile with the token from the chain, and the token's source.
-fn connect(g: &Global, ctx: &Context<'_>) -> Result<(UserApi, TokenSource, MantaHome)> {
+/// An API for the selected profile, with where its token came from and, when `manta login`
+/// stored the token, the place that also holds the session refresh token.
+struct Connection {
+    api: UserApi,
+    source: TokenSource,
+    home: MantaHome,
+    /// Where the token is stored by manta (keyring or credentials file); `None` for tokens
+    /// from the environment, which manta never rewrites.
+    store: Option<Store>,
+    /// Whether a session refresh token was stored beside the token.
+    session: bool,
+}
+
+/// The API for the selected profile with the token from the chain and, when the token was
+/// stored by `manta login`, the session refresh token stored beside it.
+fn connect(g: &Global, ctx: &Context<'_>) -> Result<Connection> {
     let home = home(ctx)?;
     let selected = select(g, ctx, &home)?;
     let mut lookup = manta_config::TokenLookup::new(&ctx.env, &home);
     lookup.profile = Some(&selected.profile);
     lookup.store = Some(ctx.store);
     let resolved = lookup.resolve()?;
-    tracing::debug!(profile = %selected.name, source = %resolved.source, "using token");
-    let api = builder(g, &selected).token(resolved.token).build()?;
-    Ok((api, resolved.source, home))
+    let store = stored_in(&resolved.source);
+    let refresh = match store {
+        Some(store) => read_refresh(store, ctx, &home)?,
+        None => None,
+    };
+    tracing::debug!(profile = %selected.name, source = %resolved.source, session = refresh.is_some(), "using token");
+    let mut b = builder(g, &selected).token(resolved.token);
+    let session = refresh.is_some();
+    if let Some(refresh) = refresh {
+        b = b.refresh_token(refresh);
+    }
+    Ok(Connection {
+        api: b.build()?,
+        source: resolved.source,
+        home,
+        store,
+        session,
+    })
+}
+
+/// Where manta stores a token that came from `source`, if it does.
+fn stored_in(source: &TokenSource) -> Option<Store> {
+    match source {
+        TokenSource::Keyring { .. } => Some(Store::Keyring),
+        TokenSource::CredentialsFile { .. } => Some(Store::File),
+        _ => None,
+    }
+}
+
+/// How a place is named in messages.
+fn place_name(store: Store, home: &MantaHome) -> String {
+    match store {
+        Store::Keyring => format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"),
+        Store::File => home.credentials().display().to_string(),
+    }
+}
+
+/// The session refresh token stored in `store`, if any.
+fn read_refresh(store: Store, ctx: &Context<'_>, home: &MantaHome) -> Result<Option<SecretString>> {
+    let found = match store {
+        Store::Keyring => ctx.store.get(KEYRING_SERVICE, KEYRING_REFRESH_ENTRY)?,
+        Store::File => manta_config::read_credentials_refresh_token(&home.credentials(), false)?,
+    };
+    Ok(found.filter(|r| !r.expose_secret().is_empty()))
+}
+
+/// Removes the session refresh token from `store`; `Ok(false)` when there was none.
+fn remove_refresh(store: Store, ctx: &Context<'_>, home: &MantaHome) -> Result<bool> {
+    Ok(match store {
+        Store::Keyring => ctx.store.delete(KEYRING_SERVICE, KEYRING_REFRESH_ENTRY)?,
+        Store::File => manta_config::remove_credentials_refresh_token(home)?,
+    })
+}
+
+/// Stores the access token and the session refresh token together (or the token alone,
+/// removing a refresh token left from an older session). The refresh token goes first in
+/// the keyring and both go in one atomic write to the file, because the old refresh token
+/// may already be used up.
+fn store_session(
+    store: Store,
+    token: &SecretString,
+    refresh: Option<&SecretString>,
+    ctx: &Context<'_>,
+    home: &MantaHome,
+) -> Result<String> {
+    match (store, refresh) {
+        (Store::Keyring, Some(refresh)) => {
+            ctx.store
+                .set(KEYRING_SERVICE, KEYRING_REFRESH_ENTRY, refresh)?;
+            store_token(store, token, ctx, home)
+        }
+        (Store::File, Some(refresh)) => {
+            create_home(home)?;
+            let path = manta_config::save_credentials_session(home, token, refresh)?;
+            Ok(path.display().to_string())
+        }
+        (_, None) => {
+            let place = store_token(store, token, ctx, home)?;
+            remove_refresh(store, ctx, home)?;
+            Ok(place)
+        }
+    }
+}
+
+/// Whether `token` is expired or due for renewal by the client's refresh policy (a
+/// fraction of its lifetime gone, or within the margin before `exp`). Tokens without a
+/// readable `exp` are never due.
+fn renewal_due(token: &SecretString, config: &crate::RefreshConfig) -> bool {
+    let Ok(seen) = manta_auth::inspect(token.expose_secret()) else {
+        return false;
+    };
+    let Some(exp) = seen.claims.exp else {
+        return false;
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let iat = seen.claims.iat.unwrap_or(now).min(exp);
+    let life = exp - iat;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "a token lifetime in seconds times a fraction in (0, 1] fits a u64"
+    )]
+    let by_fraction = iat + (life as f64 * config.refresh_fraction) as u64;
+    let by_margin = exp.saturating_sub(config.margin.as_secs());
+    now >= by_fraction.min(by_margin)
+}
+
+/// Renews the session with its refresh token (`RefreshSession`) and stores both new
+/// tokens where the old ones were. A refused refresh token is removed and the user is
+/// told to sign in again.
+async fn renew_session(
+    api: &UserApi,
+    store: Store,
+    ctx: &Context<'_>,
+    home: &MantaHome,
+) -> Result<SecretString> {
+    let Some(refresh) = api.session_refresh_token() else {
+        return Err(Error::SessionEnded {
+            message: "no session refresh token is stored".into(),
+        });
+    };
+    match api.refresh_token(&refresh).await {
+        Ok(access) => {
+            let rotated = api.session_refresh_token();
+            store_session(store, &access, rotated.as_ref(), ctx, home).map_err(|e| {
+                Error::SessionNotStored {
+                    place: place_name(store, home),
+                    source: Box::new(e),
+                }
+            })?;
+            tracing::info!(stored_in = %place_name(store, home), "session renewed");
+            Ok(access)
+        }
+        Err(e @ (Error::Authentication { .. } | Error::TokenExpired { .. })) => {
+            let reason = match &e {
+                Error::Authentication { message } | Error::TokenExpired { message } => {
+                    message.clone()
+                }
+                _ => String::new(),
+            };
+            let removed = match remove_refresh(store, ctx, home) {
+                Ok(_) => format!(
+                    "the stored refresh token was removed from {}",
+                    place_name(store, home)
+                ),
+                Err(r) => format!(
+                    "the stored refresh token could not be removed from {}: {r}",
+                    place_name(store, home)
+                ),
+            };
+            Err(Error::SessionEnded {
+                message: format!("the manager refused to renew it ({reason}); {removed}"),
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn store_token(
@@ -116,14 +286,18 @@ fn store_token(
             Ok(format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"))
         }
         Store::File => {
-            std::fs::create_dir_all(home.root()).map_err(|source| Error::Io {
-                path: home.root().to_owned(),
-                source,
-            })?;
+            create_home(home)?;
             let path = manta_config::save_credentials_token(home, token)?;
             Ok(path.display().to_string())
         }
     }
+}
+
+fn create_home(home: &MantaHome) -> Result<()> {
+    std::fs::create_dir_all(home.root()).map_err(|source| Error::Io {
+        path: home.root().to_owned(),
+        source,
+    })
 }
 
 fn read_line(ctx: &mut Context<'_>, what: &str) -> Result<String> {
@@ -182,16 +356,23 @@ async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>)
         });
     };
     let api = builder(g, &selected).sign_in(&username, &password).await?;
-    let place = store_token(args.store, &api.token(), ctx, &home)?;
+    let refresh = api.session_refresh_token();
+    let place = store_session(args.store, &api.token(), refresh.as_ref(), ctx, &home)?;
+    let stored = if refresh.is_some() {
+        "token and session refresh token"
+    } else {
+        "token (this manager has no sessions: sign in again when it expires)"
+    };
     if g.json {
         print_json(
             out,
-            &json!({"username": username, "profile": selected.name, "stored_in": place}),
+            &json!({"username": username, "profile": selected.name, "stored_in": place,
+                    "session_renewable": refresh.is_some()}),
         )
     } else {
         writeln!(
             out,
-            "signed in as {username} ({}:{}); token stored in {place}",
+            "signed in as {username} ({}:{}); {stored} stored in {place}",
             selected.profile.host, selected.profile.port
         )
         .map_err(io_err)
@@ -242,21 +423,43 @@ async fn connected(
     ctx: &mut Context<'_>,
     out: Out<'_>,
 ) -> Result<()> {
-    let (api, source, home) = connect(g, ctx)?;
+    let conn = connect(g, ctx)?;
     let logout = matches!(command, Command::Logout);
     let explicit_refresh = matches!(command, Command::Token(TokenCommand::Refresh));
-    let result = run_connected(command, &api, &source, &home, g, ctx, out).await;
+    // A stored session whose access token expired (or soon will) is renewed before the
+    // call, so a user who signed in once keeps working until the session ends. Logout
+    // revokes the session instead, and `token refresh` renews it itself.
+    if let Some(store) = conn.store
+        && conn.session
+        && !logout
+        && !explicit_refresh
+        && renewal_due(&conn.api.token(), &crate::RefreshConfig::default())
+    {
+        renew_session(&conn.api, store, ctx, &conn.home).await?;
+    }
+    let before = conn.api.refresh_count();
+    let result = run_connected(command, &conn, g, ctx, out).await;
     // A token renewed automatically during the command replaces the stored one, so the next
-    // command does not renew it again.
-    if api.refresh_count() > 0 && !logout && !explicit_refresh {
-        let store = match source {
-            TokenSource::Keyring { .. } => Some(Store::Keyring),
-            TokenSource::CredentialsFile { .. } => Some(Store::File),
-            _ => None,
+    // command does not renew it again. A rotated session refresh token must be stored: the
+    // old one no longer works.
+    if conn.api.refresh_count() > before
+        && !logout
+        && !explicit_refresh
+        && let Some(store) = conn.store
+    {
+        let refresh = conn.api.session_refresh_token();
+        let stored = if refresh.is_some() {
+            store_session(store, &conn.api.token(), refresh.as_ref(), ctx, &conn.home)
+        } else {
+            store_token(store, &conn.api.token(), ctx, &conn.home)
         };
-        if let Some(store) = store
-            && let Err(e) = store_token(store, &api.token(), ctx, &home)
-        {
+        if let Err(e) = stored {
+            if refresh.is_some() && result.is_ok() {
+                return Err(Error::SessionNotStored {
+                    place: place_name(store, &conn.home),
+                    source: Box::new(e),
+                });
+            }
             tracing::warn!(error = %e, "could not store the renewed token");
         }
     }
@@ -265,22 +468,40 @@ async fn connected(
 
 async fn run_connected(
     command: Command,
-    api: &UserApi,
-    source: &TokenSource,
-    home: &MantaHome,
+    conn: &Connection,
     g: &Global,
     ctx: &mut Context<'_>,
     out: Out<'_>,
 ) -> Result<()> {
+    let (api, source, home) = (&conn.api, &conn.source, &conn.home);
     match command {
         Command::Logout => {
-            let server = api.logout().await;
+            // With a stored session, RevokeSession ends it with its refresh token, which
+            // works even after the access token expired; an unknown refresh token falls
+            // back to the published Logout with the access token.
+            let refresh = api.session_refresh_token();
+            let server = match &refresh {
+                Some(r) => match api.revoke_session(r).await {
+                    Err(e) if e.is_auth() => api.logout().await.map(|_| ()),
+                    other => other,
+                },
+                None => api.logout().await.map(|_| ()),
+            };
             let forgotten = forget(source, ctx, home)?;
+            let session_removed = match conn.store {
+                Some(store) => remove_refresh(store, ctx, home)?,
+                None => false,
+            };
+            let what = if session_removed {
+                "the token and the session refresh token"
+            } else {
+                "the token"
+            };
             let where_ = forgotten
                 .unwrap_or_else(|| format!("nothing stored ({source} is not managed by manta)"));
             match server {
-                Ok(_) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) => {
-                    writeln!(out, "logged out; removed the token from {where_}").map_err(io_err)
+                Ok(()) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) => {
+                    writeln!(out, "logged out; removed {what} from {where_}").map_err(io_err)
                 }
                 Err(e) => Err(e),
             }
@@ -290,15 +511,35 @@ async fn run_connected(
             let exp = manta_auth::inspect(api.token().expose_secret())
                 .ok()
                 .and_then(|i| i.claims.exp);
+            // Where the session refresh token is, never the token itself.
+            let session_in = match conn.store {
+                Some(Store::Keyring) if api.session_refresh_token().is_some() => {
+                    Some(format!("keyring {KEYRING_SERVICE}/{KEYRING_REFRESH_ENTRY}"))
+                }
+                Some(Store::File) if api.session_refresh_token().is_some() => Some(format!(
+                    "{} [auth] refresh_token",
+                    home.credentials().display()
+                )),
+                _ => None,
+            };
             if g.json {
                 let mut v = to_json(&user);
                 v["token_source"] = json!(source.to_string());
                 v["token_expires_at"] = json!(exp);
+                v["session_renewable"] = json!(session_in.is_some());
+                v["session_refresh_token_in"] = json!(session_in);
                 print_json(out, &v)
             } else {
+                let session = match &session_in {
+                    Some(place) => format!(
+                        "renewable: the token is renewed automatically with the refresh token in {place} until the session ends"
+                    ),
+                    None => "none stored: sign in again (`manta login`) when the token expires"
+                        .to_owned(),
+                };
                 writeln!(
                     out,
-                    "{} (id {})\nscopes: {}\ntoken: {source}, expires in {}",
+                    "{} (id {})\nscopes: {}\ntoken: {source}, expires in {}\nsession: {session}",
                     user.username,
                     user.id,
                     if user.scopes.is_empty() {
@@ -311,7 +552,7 @@ async fn run_connected(
                 .map_err(io_err)
             }
         }
-        Command::Token(t) => token(t, api, source, g, ctx, home, out).await,
+        Command::Token(t) => token(t, conn, g, ctx, out).await,
         Command::Cluster(c) => cluster(c, api, g, out).await,
         Command::Swarm(s) => swarm(s, api, g, out).await,
         Command::Login(_) | Command::Profile(_) | Command::Completions { .. } => Ok(()),
@@ -320,15 +561,29 @@ async fn run_connected(
 
 async fn token(
     t: TokenCommand,
-    api: &UserApi,
-    source: &TokenSource,
+    conn: &Connection,
     g: &Global,
     ctx: &Context<'_>,
-    home: &MantaHome,
     out: Out<'_>,
 ) -> Result<()> {
+    let (api, source, home) = (&conn.api, &conn.source, &conn.home);
     match t {
         TokenCommand::Refresh => {
+            // A stored session is renewed with its refresh token, which also works after
+            // the access token expired.
+            if let (Some(store), true) = (conn.store, conn.session) {
+                let new = renew_session(api, store, ctx, home).await?;
+                let exp = manta_auth::inspect(new.expose_secret())
+                    .ok()
+                    .and_then(|i| i.claims.exp);
+                return writeln!(
+                    out,
+                    "session renewed; token expires in {}; token and session refresh token stored in {}",
+                    left(exp),
+                    place_name(store, home)
+                )
+                .map_err(io_err);
+            }
             let new = api.refresh_now().await?;
             let exp = manta_auth::inspect(new.expose_secret())
                 .ok()
@@ -673,4 +928,40 @@ fn show_swarm(out: Out<'_>, g: &Global, s: &crate::types::Swarm) -> Result<()> {
         s.id, s.name, s.status, s.cluster_id
     )
     .map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(iat: u64, exp: u64) -> SecretString {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        SecretString::from(format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"EdDSA"}"#),
+            b64(&format!(r#"{{"sub":"u","iat":{iat},"exp":{exp}}}"#))
+        ))
+    }
+
+    #[test]
+    fn a_stored_token_is_renewed_when_expired_or_within_the_refresh_threshold() {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let config = crate::RefreshConfig::default();
+        let check = |token: SecretString, due: bool| {
+            assert_eq!(renewal_due(&token, &config), due);
+        };
+        check(jwt(now, now + 3600), false);
+        check(jwt(now - 600, now + 3000), false);
+        // 80 % of its life gone (past the 75 % threshold).
+        check(jwt(now - 2880, now + 720), true);
+        // Inside the 60 s margin before expiry, and expired.
+        check(jwt(now - 30, now + 30), true);
+        check(jwt(now - 3600, now - 1), true);
+        // No readable expiry: never renewed ahead of time.
+        check(SecretString::from("opaque-api-token"), false);
+    }
 }

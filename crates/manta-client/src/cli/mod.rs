@@ -3,9 +3,10 @@
 //! environment, the secret store, standard input and the log writer.
 //!
 //! Exit codes: 0 success, 1 other failure, 2 usage or invalid argument, 3 authentication
-//! (no token, refused or expired token, wrong password), 4 permission denied, 5 not found,
-//! 6 manager unreachable or timed out, 7 configuration or TLS, 8 not implemented by the
-//! manager.
+//! (no token, refused or expired token, wrong password, a session that can no longer be
+//! renewed), 4 permission denied, 5 not found, 6 manager unreachable or timed out, 7
+//! configuration or TLS (including a renewed session that could not be stored), 8 not
+//! implemented by the manager.
 
 mod args;
 mod commands;
@@ -67,7 +68,9 @@ impl std::fmt::Debug for Context<'_> {
 #[must_use]
 pub fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Authentication { .. } | Error::TokenExpired { .. } => EXIT_AUTH,
+        Error::Authentication { .. } | Error::TokenExpired { .. } | Error::SessionEnded { .. } => {
+            EXIT_AUTH
+        }
         Error::Config(manta_config::ConfigError::NoToken { .. }) => EXIT_AUTH,
         Error::PermissionDenied { .. } => EXIT_PERMISSION,
         Error::NotFound { .. } => EXIT_NOT_FOUND,
@@ -75,7 +78,7 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::Unavailable { .. } | Error::Timeout { .. } | Error::RateLimited { .. } => {
             EXIT_UNAVAILABLE
         }
-        Error::Config(_) | Error::Tls(_) => EXIT_CONFIG,
+        Error::Config(_) | Error::Tls(_) | Error::SessionNotStored { .. } => EXIT_CONFIG,
         Error::Unimplemented { .. } => EXIT_UNIMPLEMENTED,
         _ => EXIT_FAILURE,
     }
@@ -185,6 +188,21 @@ mod tests {
                 message: String::new(),
             },
             EXIT_AUTH,
+        );
+        check(
+            Error::SessionEnded {
+                message: String::new(),
+            },
+            EXIT_AUTH,
+        );
+        check(
+            Error::SessionNotStored {
+                place: String::new(),
+                source: Box::new(Error::Setting {
+                    message: String::new(),
+                }),
+            },
+            EXIT_CONFIG,
         );
         check(
             Error::Config(manta_config::ConfigError::NoToken {
