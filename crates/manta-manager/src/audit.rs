@@ -118,6 +118,9 @@ struct Key {
 
 #[derive(Debug)]
 struct Tally {
+    /// The order in which runs began, so rows are written in that order (several decisions
+    /// can share a millisecond).
+    seq: u64,
     first_ms: i64,
     last_ms: i64,
     count: u64,
@@ -128,6 +131,7 @@ struct Tally {
 #[derive(Debug, Default)]
 struct Pending {
     tallies: HashMap<Key, Tally>,
+    next_seq: u64,
     waiters: Vec<mpsc::Sender<()>>,
     closed: bool,
 }
@@ -217,6 +221,7 @@ impl AuditSink {
         let shared = &self.handle.shared;
         let mut pending = shared.lock();
         let was_idle = pending.tallies.is_empty();
+        let seq = pending.next_seq;
         match pending.tallies.entry(key) {
             Entry::Occupied(mut seen) => {
                 let t = seen.get_mut();
@@ -225,11 +230,13 @@ impl AuditSink {
             }
             Entry::Vacant(slot) => {
                 slot.insert(Tally {
+                    seq,
                     first_ms: at,
                     last_ms: at,
                     count: 1,
                     client_text: decision.client.map(ToString::to_string),
                 });
+                pending.next_seq += 1;
             }
         }
         drop(pending);
@@ -289,6 +296,9 @@ fn write(store: &dyn Store, tallies: HashMap<Key, Tally>) {
         return;
     }
     let mut used: HashMap<String, i64> = HashMap::new();
+    let mut tallies: Vec<(Key, Tally)> = tallies.into_iter().collect();
+    // Rows in the order the runs began, so `audit` lists them newest first.
+    tallies.sort_by_key(|(_, t)| t.seq);
     let mut events: Vec<AuditEvent> = Vec::with_capacity(tallies.len());
     for (key, t) in tallies {
         if let Some(jti) = key.who.api_token() {
@@ -310,8 +320,6 @@ fn write(store: &dyn Store, tallies: HashMap<Key, Tally>) {
             client_identity: t.client_text,
         });
     }
-    // Rows in the order the runs began, so `audit` lists them newest first.
-    events.sort_by_key(|e| (e.at_ms, e.last_at_ms));
     if let Err(e) = store.append_audit(&events) {
         tracing::error!(error = %e, count = events.len(), "cannot write audit events");
     }
@@ -412,6 +420,24 @@ mod tests {
         let mut methods: Vec<_> = all(&store).into_iter().map(|e| e.method).collect();
         methods.sort();
         assert_eq!(methods, ["/s/A", "/s/B"]);
+    }
+
+    #[test]
+    fn rows_keep_the_order_decisions_were_made_in() {
+        let (_dir, store, sink, writer) = started();
+        // Many decisions within one millisecond: time alone cannot order them.
+        let methods: Vec<String> = (0..20).map(|i| format!("/s/M{i:02}")).collect();
+        for m in &methods {
+            let mut d = decision(Who::Nobody, "", false);
+            d.method = Cow::Owned(m.clone());
+            sink.record(d);
+        }
+        sink.flush();
+        let mut newest_first: Vec<String> = all(&store).into_iter().map(|e| e.method).collect();
+        newest_first.reverse();
+        assert_eq!(newest_first, methods);
+        drop(sink);
+        writer.join();
     }
 
     #[test]
