@@ -121,32 +121,40 @@ where
 type R<T> = Result<Response<T>, Status>;
 
 impl ClusterApi {
-    /// The node ids of a cluster the caller may see; with `online_only`, those heartbeating.
+    /// The nodes of a cluster the caller may see, with the decision audited as `method`.
+    async fn cluster_nodes(
+        &self,
+        request: &Request<StrId>,
+        method: &str,
+    ) -> Result<Vec<NodeView>, Status> {
+        let id = request.get_ref().id.clone();
+        act(
+            &self.core,
+            request,
+            &format!("{CM}{method}"),
+            &id.clone(),
+            move |core, who| {
+                let c = core.platform().cluster(&Viewer::of(who), &id)?;
+                core.platform().registry().list(Some(&c.id))
+            },
+        )
+        .await
+    }
+
+    /// The node ids of a cluster; with `online_only`, of those heartbeating.
     async fn node_ids(
         &self,
         request: Request<StrId>,
         method: &str,
         online_only: bool,
     ) -> R<CollectionIds> {
-        let id = request.get_ref().id.clone();
-        let ids = act(
-            &self.core,
-            &request,
-            &format!("{CM}{method}"),
-            &id.clone(),
-            move |core, who| {
-                let c = core.platform().cluster(&Viewer::of(who), &id)?;
-                Ok(core
-                    .platform()
-                    .registry()
-                    .list(Some(&c.id))?
-                    .into_iter()
-                    .filter(|n| n.online || !online_only)
-                    .map(|n| n.record.id)
-                    .collect())
-            },
-        )
-        .await?;
+        let ids = self
+            .cluster_nodes(&request, method)
+            .await?
+            .into_iter()
+            .filter(|n| n.online || !online_only)
+            .map(|n| n.record.id)
+            .collect();
         Ok(Response::new(CollectionIds { ids }))
     }
 }
@@ -286,24 +294,12 @@ impl ClusterManagement for ClusterApi {
 
     type StreamNodesStream = BoxStream<Node>;
     async fn stream_nodes(&self, request: Request<StrId>) -> R<Self::StreamNodesStream> {
-        let id = request.get_ref().id.clone();
-        let nodes = act(
-            &self.core,
-            &request,
-            &format!("{CM}StreamNodes"),
-            &id.clone(),
-            move |core, who| {
-                let c = core.platform().cluster(&Viewer::of(who), &id)?;
-                Ok(core
-                    .platform()
-                    .registry()
-                    .list(Some(&c.id))?
-                    .iter()
-                    .map(node_message)
-                    .collect::<Vec<_>>())
-            },
-        )
-        .await?;
+        let nodes: Vec<Node> = self
+            .cluster_nodes(&request, "StreamNodes")
+            .await?
+            .iter()
+            .map(node_message)
+            .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(
             nodes.into_iter().map(Ok),
         ))))

@@ -789,4 +789,22 @@ async fn available_nodes_are_the_ones_heartbeating() {
         .unwrap();
     assert_eq!(list(true).await, [live.node_id.clone().unwrap()]);
     assert_eq!(list(false).await, both, "offline nodes are still listed");
+    // StreamNodes sends every node of the cluster, the silent one included.
+    let mut stream = cm
+        .clone()
+        .stream_nodes(authed(
+            StrId {
+                id: s.cluster.clone(),
+            },
+            &s.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = Vec::new();
+    while let Some(node) = stream.message().await.unwrap() {
+        streamed.push(node.node_id.unwrap());
+    }
+    streamed.sort();
+    assert_eq!(streamed, both);
 }
