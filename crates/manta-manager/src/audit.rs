@@ -134,6 +134,9 @@ struct Pending {
     next_seq: u64,
     waiters: Vec<mpsc::Sender<()>>,
     closed: bool,
+    /// The writer thread is gone (it could not start, or it panicked): nothing will be
+    /// written, and nobody may wait for it.
+    dead: bool,
 }
 
 #[derive(Debug, Default)]
@@ -191,10 +194,14 @@ pub fn start(store: Arc<dyn Store>) -> (AuditSink, AuditWriter) {
     let writer_shared = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("manta-audit".into())
-        .spawn(move || run(store.as_ref(), &writer_shared))
+        .spawn(move || {
+            let _mark = DeadOnExit(&writer_shared);
+            run(store.as_ref(), &writer_shared);
+        })
         .ok();
     if handle.is_none() {
         tracing::error!("cannot start the audit writer thread; audit events will be lost");
+        shared.lock().dead = true;
     }
     (
         AuditSink {
@@ -220,6 +227,14 @@ impl AuditSink {
         };
         let shared = &self.handle.shared;
         let mut pending = shared.lock();
+        if pending.dead {
+            drop(pending);
+            tracing::error!(
+                method = %key.method,
+                "audit writer stopped; an authorization decision was not recorded"
+            );
+            return;
+        }
         let was_idle = pending.tallies.is_empty();
         let seq = pending.next_seq;
         match pending.tallies.entry(key) {
@@ -251,10 +266,29 @@ impl AuditSink {
     pub fn flush(&self) {
         let (done_tx, done_rx) = mpsc::channel();
         let shared = &self.handle.shared;
-        shared.lock().waiters.push(done_tx);
+        {
+            let mut pending = shared.lock();
+            if pending.dead {
+                return;
+            }
+            pending.waiters.push(done_tx);
+        }
         shared.wake.notify_one();
-        // An error means the writer is gone (it never started); there is nothing to wait for.
+        // An error means the writer ended meanwhile; there is nothing more to wait for.
         let _ = done_rx.recv();
+    }
+}
+
+/// Marks the writer dead when its thread ends, normally or by a panic, and releases anyone
+/// waiting in [`AuditSink::flush`].
+struct DeadOnExit<'a>(&'a Shared);
+
+impl Drop for DeadOnExit<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.0.lock();
+        pending.dead = true;
+        // Dropping the senders ends every `flush` waiting on them.
+        pending.waiters.clear();
     }
 }
 
@@ -420,6 +454,34 @@ mod tests {
         let mut methods: Vec<_> = all(&store).into_iter().map(|e| e.method).collect();
         methods.sort();
         assert_eq!(methods, ["/s/A", "/s/B"]);
+    }
+
+    #[test]
+    fn a_dead_writer_neither_hangs_flush_nor_hoards_decisions() {
+        let shared = Arc::new(Shared::default());
+        let writer = std::thread::spawn({
+            let shared = Arc::clone(&shared);
+            move || {
+                let _mark = DeadOnExit(&shared);
+                panic!("the writer fails");
+            }
+        });
+        assert!(writer.join().is_err());
+        let sink = AuditSink {
+            handle: Arc::new(SinkHandle {
+                shared: Arc::clone(&shared),
+            }),
+        };
+        sink.record(decision(Who::Nobody, "/s/M", false));
+        assert!(shared.lock().tallies.is_empty(), "nothing piles up");
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            sink.flush();
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("flush returns when the writer is gone");
     }
 
     #[test]

@@ -311,13 +311,16 @@ impl Config {
         }
     }
 
-    /// How long a retired key keeps verifying: the longest token lifetime.
+    /// How long a retired key keeps verifying: the longest time any token it signed can
+    /// still be presented, node tokens within their renewal grace included.
     pub fn key_retention_secs(&self) -> i64 {
-        let t = &self.tokens;
+        let (t, n) = (&self.tokens, &self.nodes);
         let longest = t
             .api_max_ttl_secs
             .max(t.session_max_secs)
-            .max(t.access_ttl_secs);
+            .max(t.access_ttl_secs)
+            .max(n.token_ttl_secs.saturating_add(n.renew_grace_secs))
+            .max(n.bootstrap_ttl_secs);
         i64::try_from(longest).unwrap_or(i64::MAX / 2)
     }
 }
@@ -383,6 +386,24 @@ mod tests {
             err.to_string().contains("unknown key `heartbeat_secs`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn retired_keys_verify_as_long_as_any_token_they_signed_can_be_presented() {
+        let c = load("").unwrap();
+        assert_eq!(
+            c.key_retention_secs(),
+            365 * 86_400,
+            "the longest API token"
+        );
+        let c = load(
+            "[tokens]\napi_max_ttl_secs = 86400\napi_default_ttl_secs = 3600\n\
+             session_max_secs = 86400\n[nodes]\ntoken_ttl_secs = 86400\n\
+             renew_grace_secs = 604800\n",
+        )
+        .unwrap();
+        // A node token may renew up to a week after its one-day life ended.
+        assert_eq!(c.key_retention_secs(), 86_400 + 604_800);
     }
 
     #[test]

@@ -134,6 +134,8 @@ const CALLER_CACHE: usize = 16_384;
 
 struct CachedCaller {
     version: DataVersion,
+    /// The key set's [`Authority::generation`] when the token verified.
+    keys: u64,
     caller: Arc<Caller>,
 }
 
@@ -289,13 +291,14 @@ impl Core {
         // no earlier than this, so a commit after this read changes the version the next
         // call sees, and that call reads the database again.
         let version = self.store.data_version();
+        // Likewise the signing keys: a reload may have dropped the key a token was signed with.
+        let keys = self.authority.generation();
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(version) = version {
             let cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(hit) = cache
-                .get(&key)
-                .filter(|c| c.version == version && c.caller.expires_at > now_secs())
-            {
+            if let Some(hit) = cache.get(&key).filter(|c| {
+                c.version == version && c.keys == keys && c.caller.expires_at > now_secs()
+            }) {
                 return Ok(Arc::clone(&hit.caller));
             }
         }
@@ -303,7 +306,7 @@ impl Core {
         if let Some(version) = version {
             let mut cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= CALLER_CACHE {
-                cache.retain(|_, c| c.version == version);
+                cache.retain(|_, c| c.version == version && c.keys == keys);
                 if cache.len() >= CALLER_CACHE {
                     cache.clear();
                 }
@@ -312,6 +315,7 @@ impl Core {
                 key,
                 CachedCaller {
                     version,
+                    keys,
                     caller: Arc::clone(&caller),
                 },
             );
@@ -800,6 +804,13 @@ mod tests {
             demoted.scopes,
             ["user:read"],
             "a scope change is seen at once"
+        );
+
+        f.core.authority().reload().unwrap();
+        let reloaded = f.core.authenticate(token).unwrap();
+        assert!(
+            !Arc::ptr_eq(&demoted, &reloaded),
+            "after a key reload the token is verified again"
         );
 
         other.revoke_token(&t.record.jti, now_secs()).unwrap();

@@ -3,6 +3,7 @@
 //! (claims, explicit `typ` per kind, algorithm bound to each key, JWKS).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -156,6 +157,9 @@ pub struct Authority {
     /// check still runs on every call, so revocation stays immediate. Cleared on key reload,
     /// so a key that leaves the set stops verifying at once.
     verified: Mutex<HashMap<[u8; 32], Verified>>,
+    /// Bumped by every [`Authority::reload`], so caches of verified tokens kept elsewhere
+    /// (`Core`'s callers) know the key set may have changed.
+    generation: AtomicU64,
 }
 
 /// Most cached verifications; the cache is emptied when it would grow past this.
@@ -221,6 +225,7 @@ impl Authority {
             retention_secs,
             state: RwLock::new(Arc::new(state)),
             verified: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -237,7 +242,14 @@ impl Authority {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// Changes whenever the keys are re-read; what was verified under another generation
+    /// must be verified again.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn current(&self) -> Arc<State> {

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -117,6 +117,9 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// The WAL index (`<db>-shm`), read for [`Store::data_version`].
     shm: Option<std::fs::File>,
+    /// Cleared for good when one of our own commits left the WAL-index header unchanged:
+    /// the file read is then not the one SQLite uses, and its version would hide changes.
+    shm_live: AtomicBool,
 }
 
 impl SqliteStore {
@@ -137,13 +140,14 @@ impl SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let audit = connect(path, "NORMAL")?;
         // Our connections keep the WAL index open, so this is the file every process that
-        // commits to the database updates. Without it, nothing is cached (data_version: None).
-        let mut shm_path = path.as_os_str().to_owned();
-        shm_path.push("-shm");
+        // commits to the database updates. SQLite names it after the database's resolved
+        // path (symlinks followed), so ask SQLite for that rather than using `path`.
+        // Without it, nothing is cached (data_version: None).
+        let shm_path = format!("{}-shm", writer.path().unwrap_or_default());
         let shm = std::fs::File::open(&shm_path).ok();
         if shm.is_none() {
             tracing::warn!(
-                path = %Path::new(&shm_path).display(),
+                path = %shm_path,
                 "cannot open the SQLite WAL index; token checks will read the database on every call"
             );
         }
@@ -153,6 +157,7 @@ impl SqliteStore {
             readers,
             audit: Mutex::new(audit),
             next_reader: AtomicUsize::new(0),
+            shm_live: AtomicBool::new(shm.is_some()),
             shm,
         })
     }
@@ -173,7 +178,27 @@ impl SqliteStore {
         // A poisoned lock only means another call panicked mid-way; SQLite rolled that
         // transaction back, so the connection itself is still sound.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|e| self.err(e))
+        let before = (conn.total_changes(), self.data_version());
+        let result = f(&mut conn).map_err(|e| self.err(e));
+        if result.is_ok() && conn.total_changes() != before.0 {
+            self.check_version_moved(before.1);
+        }
+        result
+    }
+
+    /// After a commit of ours that changed rows, the WAL-index header must differ from the
+    /// one read before it. If it does not, the file we read is not SQLite's live index
+    /// (replaced, or reached through another path), and caching on it would hide
+    /// revocations: stop trusting it.
+    fn check_version_moved(&self, before: Option<DataVersion>) {
+        if before.is_some() && self.data_version() == before {
+            self.shm_live.store(false, Ordering::Relaxed);
+            tracing::error!(
+                path = %self.path.display(),
+                "the SQLite WAL index did not change on a commit; token checks now read the \
+                 database on every call (restart the manager to cache again)"
+            );
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -312,6 +337,9 @@ impl Store for SqliteStore {
     /// One `pread`, no lock: a torn read only ever looks like a change.
     fn data_version(&self) -> Option<DataVersion> {
         use std::os::unix::fs::FileExt;
+        if !self.shm_live.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut header = [0u8; 48];
         self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
         Some(DataVersion(header))
@@ -795,6 +823,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("manager.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn data_version_changes_with_every_commit_from_any_connection() {
+        let (dir, s) = store();
+        let other = SqliteStore::open(&dir.path().join("manager.db")).unwrap();
+        let v0 = s.data_version().expect("a version");
+        assert_eq!(s.data_version(), Some(v0), "no commit, no change");
+        user(&other, "ann");
+        let v1 = s.data_version().unwrap();
+        assert_ne!(v1, v0, "another connection's commit is seen");
+        user(&s, "bob");
+        assert_ne!(s.data_version().unwrap(), v1, "our own commit is seen");
+    }
+
+    #[test]
+    fn data_version_reads_the_index_sqlite_uses_behind_a_symlink() {
+        // `live/manager.db` is a link to `real/manager.db`; SQLite keeps its index beside the
+        // real file. A stale `live/manager.db-shm` must not be mistaken for it, or a cached
+        // token would outlive its revocation.
+        let dir = tempfile::tempdir().unwrap();
+        let (real, live) = (dir.path().join("real"), dir.path().join("live"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(&live).unwrap();
+        let owner = SqliteStore::open(&real.join("manager.db")).unwrap();
+        std::os::unix::fs::symlink(real.join("manager.db"), live.join("manager.db")).unwrap();
+        std::fs::write(live.join("manager.db-shm"), [0u8; 4096]).unwrap();
+        let s = SqliteStore::open(&live.join("manager.db")).unwrap();
+        let before = s.data_version().expect("a version");
+        user(&owner, "ann");
+        assert_ne!(s.data_version(), Some(before));
+    }
+
+    #[test]
+    fn an_index_that_misses_our_own_commit_is_never_trusted_again() {
+        let (_dir, s) = store();
+        let v = s.data_version();
+        assert!(v.is_some());
+        // What `write` concludes when a commit of ours left the header as it was.
+        s.check_version_moved(v);
+        assert_eq!(s.data_version(), None, "no version: callers must not cache");
+        user(&s, "ann");
+        assert_eq!(s.data_version(), None);
     }
 
     fn user(store: &SqliteStore, name: &str) -> UserRecord {
