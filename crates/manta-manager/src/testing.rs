@@ -2,7 +2,8 @@
 //!
 //! [`TestManager::start`] opens a SQLite store in a fresh temporary directory, makes an EdDSA
 //! signing key and serves both APIs on 127.0.0.1 with ports chosen by the system, exactly as
-//! `manta-manager serve` does. The directory is removed when the value is dropped. This crate's
+//! `manta-manager serve` does. The directory is removed when the value is dropped (unless
+//! [`TestOptions::data_dir`] named one, for restarts). This crate's
 //! tests, the workspace's end-to-end tests and its benchmarks use it; so can yours:
 //!
 //! ```no_run
@@ -45,6 +46,12 @@ pub struct TestOptions {
     pub serve: ServeOptions,
     /// TLS or mTLS for both listeners; plaintext h2c without it.
     pub tls: Option<manta_tls::ServerTls>,
+    /// Keep the store here instead of a fresh temporary directory (kept after drop), to
+    /// restart a manager on the data of an earlier one.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Bind these addresses instead of 127.0.0.1 with system-chosen ports, e.g. the ones an
+    /// earlier manager had, so clients reconnect to the restarted one.
+    pub addrs: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// A running manager with its engine, for setup and inspection.
@@ -58,7 +65,9 @@ pub struct TestManager {
     pub node_addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    /// The temporary data directory, removed on drop; `None` with [`TestOptions::data_dir`].
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl TestManager {
@@ -78,10 +87,15 @@ impl TestManager {
     ///
     /// As [`TestManager::start`].
     pub async fn start_with(options: TestOptions) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory for the test manager");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("manager.db")).expect("test manager store"),
-        );
+        let (data_dir, temp) = match options.data_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::tempdir().expect("temporary directory for the test manager");
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&data_dir.join("manager.db")).expect("test manager store"));
         let authority = Arc::new(
             Authority::open(Arc::clone(&store), SigningMode::EdDsa, "manta-test", 86_400)
                 .expect("test manager signing key"),
@@ -92,8 +106,13 @@ impl TestManager {
             Core::new(store, authority, options.lifetimes, options.limits, sink)
                 .with_node_settings(options.nodes),
         );
-        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-        let (user, node) = (bind().await.expect("bind"), bind().await.expect("bind"));
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (user_at, node_at) = options.addrs.unwrap_or((any, any));
+        let bind = tokio::net::TcpListener::bind;
+        let (user, node) = (
+            bind(user_at).await.expect("bind the user API"),
+            bind(node_at).await.expect("bind the node API"),
+        );
         let user_addr = user.local_addr().expect("user API address");
         let node_addr = node.local_addr().expect("node API address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -119,13 +138,14 @@ impl TestManager {
             node_addr,
             stop: Some(stop),
             task: Some(task),
-            dir,
+            data_dir,
+            _temp: temp,
         }
     }
 
-    /// The data directory (removed on drop).
+    /// The data directory (removed on drop unless it was given in [`TestOptions`]).
     pub fn data_dir(&self) -> &std::path::Path {
-        self.dir.path()
+        &self.data_dir
     }
 
     /// Adds a user with a password and scopes; returns the user id.
