@@ -324,7 +324,7 @@ fn cargo_bench(
 /// Runs `cmd`, writing its standard output to `out/NAME.log` (standard error passes through
 /// so build progress stays visible), and returns the output; fails on a non-zero exit.
 fn run_logged(out: &Path, name: &str, cmd: &mut Command) -> Result<String> {
-    let shown = format!("{cmd:?}");
+    let shown = crate::demo::shown(cmd);
     let output = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())

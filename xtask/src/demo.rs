@@ -217,9 +217,19 @@ impl Run {
     }
 }
 
+/// `cmd` as a shell-like line for messages: the program and its arguments, never the
+/// environment (`Command`'s `Debug` prints the variables set on it, and those carry tokens).
+pub(crate) fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs `cmd` to completion (killing it after [`STEP_TIMEOUT`]), feeding `stdin`.
 fn run_cmd(cmd: &mut Command, stdin: Option<&SecretString>) -> Result<Run> {
-    let shown = format!("{cmd:?}");
+    let shown = shown(cmd);
     let mut child = cmd
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -876,6 +886,16 @@ fn write_swarm(dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_commands_never_carry_the_environment() {
+        let mut c = Command::new("manta");
+        c.env("MANTA_TOKEN", "eyJsecret.eyJx.sig")
+            .args(["whoami", "--json"]);
+        let text = shown(&c);
+        assert_eq!(text, r#""manta" "whoami" "--json""#);
+        assert!(!text.contains("eyJsecret"), "{text}");
+    }
 
     fn debug_bins() -> Bins {
         let root = crate::workspace_root();
