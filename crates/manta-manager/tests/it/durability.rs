@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use manta_proto::core::user_services::GetUserRequest;
 use manta_proto::core::user_services::user_management_client::UserManagementClient;
@@ -11,7 +10,7 @@ use manta_proto::manta::v1::{CreateApiTokenRequest, RevokeApiTokenRequest};
 use tonic::Code;
 
 use crate::harness::{authed, channel};
-use crate::process::{Served, admin};
+use crate::process::{Served, admin, kill_9_mid_burst};
 
 /// Where a token stands in the burst.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -91,12 +90,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_issue_or_revocation() {
         }));
     }
     // Let the burst run, then kill -9 in the middle of it.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    served.child.kill().unwrap();
-    served.child.wait().unwrap();
-    for w in workers {
-        w.await.unwrap();
-    }
+    kill_9_mid_burst(&mut served, workers).await;
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() >= 20,

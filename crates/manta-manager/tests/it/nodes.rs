@@ -3,10 +3,8 @@
 //! ClusterManagement calls, and `kill -9` during a burst of registrations.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +20,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::harness::{Manager, ManagerExt as _, authed, channel};
-use crate::process::{BIN, admin};
+use crate::process::{BIN, Served, admin, kill_9_mid_burst};
 
 pub(crate) fn overview(alias: Option<&str>, random_id: bool) -> NodeOverview {
     NodeOverview {
@@ -492,41 +490,6 @@ async fn cluster_reads_need_scopes_and_other_users_clusters_look_absent() {
 }
 
 /// A `manta-manager serve` child with both addresses.
-struct Child2 {
-    child: Child,
-    node_addr: SocketAddr,
-}
-
-fn serve(data: &Path) -> Child2 {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "serve",
-            "--user-listen",
-            "127.0.0.1:0",
-            "--node-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("MANTA_MANAGER_CONFIG")
-        .env("MANTA_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = |prefix: &str| -> SocketAddr {
-        let line = lines.next().expect("server printed its address").unwrap();
-        line.strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-            .parse()
-            .unwrap()
-    };
-    let _user = addr("user api listening on ");
-    let node_addr = addr("node api listening on ");
-    Child2 { child, node_addr }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_burst_of_registrations_loses_none_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -542,7 +505,7 @@ async fn kill_9_during_a_burst_of_registrations_loses_none_acknowledged() {
     let bootstrap = bootstrap.trim().to_owned();
     assert_eq!(claims(&bootstrap)["cluster_id"], cluster.as_str());
 
-    let mut served = serve(data);
+    let mut served = Served::start(data, None, &[]);
     let ch = channel(served.node_addr).await;
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
@@ -564,12 +527,7 @@ async fn kill_9_during_a_burst_of_registrations_loses_none_acknowledged() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    served.child.kill().unwrap();
-    served.child.wait().unwrap();
-    for w in workers {
-        w.await.unwrap();
-    }
+    kill_9_mid_burst(&mut served, workers).await;
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() >= 20,
@@ -659,7 +617,7 @@ async fn admin_cli_lists_shows_and_removes_a_node_of_a_running_manager() {
         &["node-token", "issue", "--cluster", cluster],
         "",
     );
-    let mut served = serve(data);
+    let mut served = Served::start(data, None, &[]);
     let reg = register(served.node_addr, bootstrap.trim(), Some("edge-a"), false)
         .await
         .unwrap();

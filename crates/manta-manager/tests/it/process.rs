@@ -47,6 +47,7 @@ pub(crate) fn admin(data: &Path, config: Option<&Path>, args: &[&str], stdin: &s
 pub(crate) struct Served {
     pub(crate) child: Child,
     pub(crate) user_addr: SocketAddr,
+    pub(crate) node_addr: SocketAddr,
     /// The rest of its standard output.
     pub(crate) lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
@@ -92,10 +93,11 @@ impl Served {
         };
         let user_addr = addr("user api listening on ");
         // The node API address is printed second; reading it proves both ports are bound.
-        let _node_addr = addr("node api listening on ");
+        let node_addr = addr("node api listening on ");
         Served {
             child,
             user_addr,
+            node_addr,
             lines,
         }
     }
@@ -122,6 +124,20 @@ impl Served {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Lets a burst of `workers` run against `served`, kills the manager with SIGKILL in the
+/// middle of it, and waits for every worker to notice.
+pub(crate) async fn kill_9_mid_burst(
+    served: &mut Served,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    for w in workers {
+        w.await.unwrap();
     }
 }
 
