@@ -606,6 +606,13 @@ pub fn save_credentials_session(
     .map(|(path, _)| path)
 }
 
+/// Removes `[auth] token` from `home/credentials.ini` (atomically, mode 0600, keeping the
+/// other lines, the refresh token included). `Ok(false)` when there was none; a missing
+/// file stays missing.
+pub fn remove_credentials_token(home: &MantaHome) -> Result<bool, ConfigError> {
+    update_auth(home, &[(TOKEN_KEY, None)]).map(|(_, changed)| changed)
+}
+
 /// Removes `[auth] refresh_token` from `home/credentials.ini` (atomically, mode 0600,
 /// keeping the other lines). `Ok(false)` when there was none; a missing file stays missing.
 pub fn remove_credentials_refresh_token(home: &MantaHome) -> Result<bool, ConfigError> {
@@ -869,6 +876,29 @@ mod tests {
             "[auth]\ntoken = t\nrefresh_token = r\n"
         );
         assert_eq!(mode(&fresh.credentials()), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn removing_the_token_keeps_the_other_lines_and_writes_0600() {
+        let (_d, home) = home_with(&[(
+            "credentials.ini",
+            "# mine\n[auth]\ntoken = t\nrefresh_token = r\n[x]\ny = 1\n",
+            0o600,
+        )]);
+        let path = home.credentials();
+        assert!(remove_credentials_token(&home).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# mine\n[auth]\nrefresh_token = r\n[x]\ny = 1\n"
+        );
+        assert_eq!(mode(&path), 0o600);
+        assert!(read_credentials_token(&path, false).unwrap().is_none());
+        assert!(!remove_credentials_token(&home).unwrap());
+
+        let (_d, fresh) = home_with(&[]);
+        assert!(!remove_credentials_token(&fresh).unwrap());
+        assert!(!fresh.credentials().exists());
     }
 
     #[cfg(unix)]

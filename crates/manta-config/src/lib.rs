@@ -31,7 +31,8 @@ pub use client::{
     ClientConfig, KEYRING_ENTRY, KEYRING_REFRESH_ENTRY, KEYRING_SERVICE, MANTA_ENV, MANTA_TOKEN,
     MemoryStore, Profile, ResolvedToken, SecretStore, SelectedProfile, TokenLookup, TokenSource,
     read_credentials_refresh_token, read_credentials_token, remove_credentials_refresh_token,
-    save_credentials_refresh_token, save_credentials_session, save_credentials_token,
+    remove_credentials_token, save_credentials_refresh_token, save_credentials_session,
+    save_credentials_token,
 };
 pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken, import_node_config};
 pub use env::Env;

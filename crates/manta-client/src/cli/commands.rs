@@ -386,8 +386,7 @@ fn forget(source: &TokenSource, ctx: &Context<'_>, home: &MantaHome) -> Result<O
             Ok(Some(format!("keyring {service}/{entry}")))
         }
         TokenSource::CredentialsFile { path } => {
-            // manta-config has no "remove token" helper; an empty token reads as "none".
-            manta_config::save_credentials_token(home, &SecretString::from(""))?;
+            manta_config::remove_credentials_token(home)?;
             Ok(Some(path.display().to_string()))
         }
         _ => Ok(None),
