@@ -27,23 +27,14 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), NodeError> {
 /// Writes `contents` to `path` atomically with mode 0600: temporary file in the same
 /// directory, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NodeError> {
-    write_replace(path, contents, true)
+    write_private_file(path, contents, Durability::Synced).map_err(|e| NodeError::io(path, e))
 }
 
 /// Replaces `path` with `contents` through a rename, so readers never see a partial file,
 /// but without fsync: for status files that a crash may lose (the two fsyncs cost tens of
 /// milliseconds on a busy disk, which start-up should not pay for a status line).
 pub(crate) fn write_volatile(path: &Path, contents: &[u8]) -> Result<(), NodeError> {
-    write_replace(path, contents, false)
-}
-
-fn write_replace(path: &Path, contents: &[u8], durable: bool) -> Result<(), NodeError> {
-    let durability = if durable {
-        Durability::Synced
-    } else {
-        Durability::Unsynced
-    };
-    write_private_file(path, contents, durability).map_err(|e| NodeError::io(path, e))
+    write_private_file(path, contents, Durability::Unsynced).map_err(|e| NodeError::io(path, e))
 }
 
 /// The permission bits of `path`.
