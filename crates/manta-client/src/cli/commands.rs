@@ -185,7 +185,6 @@ fn store_session(
             store_token(store, token, ctx, home)
         }
         (Store::File, Some(refresh)) => {
-            create_home(home)?;
             let path = manta_config::save_credentials_session(home, token, refresh)?;
             Ok(path.display().to_string())
         }
@@ -281,23 +280,13 @@ fn store_token(
     home: &MantaHome,
 ) -> Result<String> {
     match store {
-        Store::Keyring => {
-            ctx.store.set(KEYRING_SERVICE, KEYRING_ENTRY, token)?;
-            Ok(format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"))
-        }
+        Store::Keyring => ctx.store.set(KEYRING_SERVICE, KEYRING_ENTRY, token)?,
+        // Creates a missing MANTA_HOME with mode 0700.
         Store::File => {
-            create_home(home)?;
-            let path = manta_config::save_credentials_token(home, token)?;
-            Ok(path.display().to_string())
+            manta_config::save_credentials_token(home, token)?;
         }
     }
-}
-
-fn create_home(home: &MantaHome) -> Result<()> {
-    std::fs::create_dir_all(home.root()).map_err(|source| Error::Io {
-        path: home.root().to_owned(),
-        source,
-    })
+    Ok(place_name(store, home))
 }
 
 fn read_line(ctx: &mut Context<'_>, what: &str) -> Result<String> {
