@@ -9,14 +9,12 @@ use std::process::Command;
 
 use crate::process::{Served, admin};
 
-const SCRIPT: &str = r#"
-import sys, base64, json, warnings
+/// Python run before every SDK script: quiet warnings, `UserAPI`, and `status_of(call)`, which
+/// returns the gRPC status name and message a call fails with ("OK", "" when it succeeds).
+const PRELUDE: &str = r#"
+import sys, warnings
 warnings.simplefilter("ignore")
 from manta import UserAPI
-from manta.apis.async_user_api import AsyncUserAPI
-from manta_common.event_loop import EventLoopManager
-
-host, port, token, username, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 
 def status_of(call):
     try:
@@ -25,6 +23,14 @@ def status_of(call):
         code = getattr(e, "status_code", None)
         return getattr(code, "name", str(code)), str(e)
     return "OK", ""
+"#;
+
+const SCRIPT: &str = r#"
+import base64, json
+from manta.apis.async_user_api import AsyncUserAPI
+from manta_common.event_loop import EventLoopManager
+
+host, port, token, username, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 
 api = UserAPI(token=token, host=host, port=port)
 assert api.is_available() is True, "is_available() should be True"
@@ -119,18 +125,51 @@ pub(crate) fn sdk_python() -> Result<PathBuf, String> {
     }
 }
 
-#[test]
-fn published_python_sdk_works_against_our_manager() {
-    let python = match sdk_python() {
-        Ok(p) => p,
+/// The SDK's python for the test `name`, or None when the SDK cannot be set up here: the test
+/// then prints why and passes as skipped, except in CI (`CI=true`), where it fails.
+pub(crate) fn sdk_python_or_skip(name: &str) -> Option<PathBuf> {
+    match sdk_python() {
+        Ok(p) => Some(p),
         Err(reason) => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "the SDK interop test cannot run in CI: {reason}"
             );
-            eprintln!("SKIPPED published_python_sdk_works_against_our_manager: {reason}");
-            return;
+            eprintln!("SKIPPED {name}: {reason}");
+            None
         }
+    }
+}
+
+/// Runs `script` after [`PRELUDE`] with `args` (the manager's user API host and port first)
+/// and asserts it exits cleanly having printed `done`.
+pub(crate) fn run_sdk_script(
+    python: &Path,
+    served: &Served,
+    script: &str,
+    args: &[&str],
+    done: &str,
+) {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(format!("{PRELUDE}{script}"))
+        .arg(served.user_addr.ip().to_string())
+        .arg(served.user_addr.port().to_string())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(done),
+        "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn published_python_sdk_works_against_our_manager() {
+    let Some(python) = sdk_python_or_skip("published_python_sdk_works_against_our_manager") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -156,19 +195,12 @@ fn published_python_sdk_works_against_our_manager() {
         "",
     );
     let served = Served::start(&data, Some(&config), &[]);
-    let out = Command::new(&python)
-        .args(["-c", SCRIPT])
-        .arg(served.user_addr.ip().to_string())
-        .arg(served.user_addr.port().to_string())
-        .arg(token.trim())
-        .args(["alice", "correct horse"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("interop ok"),
-        "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    run_sdk_script(
+        &python,
+        &served,
+        SCRIPT,
+        &[token.trim(), "alice", "correct horse"],
+        "interop ok",
     );
     served.terminate();
     let audit = admin(

@@ -3,28 +3,15 @@
 //! StartSwarm, GetSwarm) with and without `swarm:deploy`. Reuses the interop test's
 //! virtualenv; skipped (and failing in CI) on the same conditions.
 
-use std::process::Command;
-
-use crate::interop::sdk_python;
+use crate::interop::{run_sdk_script, sdk_python_or_skip};
 use crate::process::{Served, admin};
 
 const SCRIPT: &str = r#"
-import sys, warnings
-warnings.simplefilter("ignore")
-from manta import UserAPI
 from manta.apis.swarm import Swarm
 from manta.apis.graph import Task
 from manta.apis.module import Module
 
 host, port, deployer, reader, cluster = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-
-def status_of(call):
-    try:
-        call()
-    except Exception as e:
-        code = getattr(e, "status_code", None)
-        return getattr(code, "name", str(code)), str(e)
-    return "OK", ""
 
 class Tiny(Swarm):
     name = "tiny"
@@ -62,16 +49,9 @@ print("platform interop ok")
 
 #[test]
 fn published_python_sdk_lists_clusters_and_deploys_swarms() {
-    let python = match sdk_python() {
-        Ok(p) => p,
-        Err(reason) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the SDK interop test cannot run in CI: {reason}"
-            );
-            eprintln!("SKIPPED published_python_sdk_lists_clusters_and_deploys_swarms: {reason}");
-            return;
-        }
+    let Some(python) = sdk_python_or_skip("published_python_sdk_lists_clusters_and_deploys_swarms")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -98,18 +78,12 @@ fn published_python_sdk_lists_clusters_and_deploys_swarms() {
         "",
     );
     let served = Served::start(&data, None, &[]);
-    let out = Command::new(&python)
-        .args(["-c", SCRIPT])
-        .arg(served.user_addr.ip().to_string())
-        .arg(served.user_addr.port().to_string())
-        .args([deployer.trim(), reader.trim(), cluster.trim()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("platform interop ok"),
-        "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    run_sdk_script(
+        &python,
+        &served,
+        SCRIPT,
+        &[deployer.trim(), reader.trim(), cluster.trim()],
+        "platform interop ok",
     );
     served.terminate();
     let denied = admin(
