@@ -26,6 +26,10 @@ fn pair(id: &str) -> PairId {
     }
 }
 
+fn str_id(id: &str) -> StrId {
+    StrId { id: id.to_owned() }
+}
+
 struct Clients {
     clusters: ClusterManagementClient<Channel>,
     modules: ModuleManagementClient<Channel>,
@@ -169,32 +173,17 @@ async fn deploy_swarm_sequence_records_an_active_swarm_and_scopes_are_enforced()
         .unwrap();
     let err = c
         .swarms
-        .start_swarm(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &no_deploy,
-        ))
+        .start_swarm(authed(str_id(&swarm.swarm_id), &no_deploy))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     c.swarms
-        .start_swarm(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &dana,
-        ))
+        .start_swarm(authed(str_id(&swarm.swarm_id), &dana))
         .await
         .unwrap();
     let got = c
         .swarms
-        .get_swarm(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &dana,
-        ))
+        .get_swarm(authed(str_id(&swarm.swarm_id), &dana))
         .await
         .unwrap()
         .into_inner();
@@ -233,12 +222,7 @@ async fn deploy_swarm_sequence_records_an_active_swarm_and_scopes_are_enforced()
     assert!(results.is_empty());
     let tags = c
         .swarms
-        .list_global_tags(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &reader,
-        ))
+        .list_global_tags(authed(str_id(&swarm.swarm_id), &reader))
         .await
         .unwrap()
         .into_inner()
@@ -250,12 +234,7 @@ async fn deploy_swarm_sequence_records_an_active_swarm_and_scopes_are_enforced()
     let eve = m.token("eve", &["swarm:read", "swarm:stop"]);
     let err = c
         .swarms
-        .get_swarm(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &eve,
-        ))
+        .get_swarm(authed(str_id(&swarm.swarm_id), &eve))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -295,23 +274,13 @@ async fn deploy_swarm_sequence_records_an_active_swarm_and_scopes_are_enforced()
         .unwrap();
     let got = c
         .swarms
-        .get_swarm(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &reader,
-        ))
+        .get_swarm(authed(str_id(&swarm.swarm_id), &reader))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(got.status, 3, "stopped");
     c.swarms
-        .remove_swarm(authed(
-            StrId {
-                id: swarm.swarm_id.clone(),
-            },
-            &reader,
-        ))
+        .remove_swarm(authed(str_id(&swarm.swarm_id), &reader))
         .await
         .unwrap();
     let err = c
