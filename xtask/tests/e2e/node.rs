@@ -130,6 +130,11 @@ impl NodeHome {
         )
     }
 
+    /// The configuration most tests use: `nodes/worker.toml`, fixed alias `worker-1`.
+    fn worker(&self, port: u16) -> PathBuf {
+        self.config("worker", port, Some("worker-1"), false)
+    }
+
     fn write(&self, name: &str, text: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt as _;
         let path = self.home().node_config(name).unwrap();
@@ -173,6 +178,12 @@ async fn wait_for(
     }
 }
 
+/// Stops the agent (deregistering) and waits for its clean exit.
+async fn stop(agent: RunningAgent) {
+    agent.handle.shutdown();
+    agent.wait().await.unwrap();
+}
+
 fn online(core: &Core, node_id: &str) -> bool {
     core.platform()
         .registry()
@@ -186,7 +197,7 @@ async fn fixed_id_registers_keeps_the_config_and_resumes_identity_on_restart() {
     let m = Manager::start().await;
     let (_c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let written = std::fs::read_to_string(&cfg).unwrap();
 
     let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
@@ -224,8 +235,7 @@ async fn fixed_id_registers_keeps_the_config_and_resumes_identity_on_restart() {
         "config untouched"
     );
 
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
     assert!(!online(&m.core, &node_id), "deregistered on a clean stop");
 
     // Restart: the identity is resumed (same node id), not a new registration.
@@ -235,8 +245,7 @@ async fn fixed_id_registers_keeps_the_config_and_resumes_identity_on_restart() {
     assert_eq!(s.node_id, node_id);
     assert!(online(&m.core, &node_id));
     assert_eq!(m.core.platform().registry().list(None).unwrap().len(), 1);
-    again.handle.shutdown();
-    again.wait().await.unwrap();
+    stop(again).await;
     m.stop().await;
 }
 
@@ -258,8 +267,7 @@ async fn random_id_is_fresh_on_each_start_and_leaves_no_token_behind() {
             32,
             "random 128-bit requested id"
         );
-        agent.handle.shutdown();
-        agent.wait().await.unwrap();
+        stop(agent).await;
     }
     assert_ne!(ids[0], ids[1]);
     let left = std::fs::read_dir(manta_node::state_dir(&h.home())).map_or(0, Iterator::count);
@@ -279,7 +287,7 @@ async fn duplicate_alias_is_refused_here_and_across_machines() {
     let m = Manager::start().await;
     let (_c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let first = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
     let node_id = first.handle.status().node_id;
 
@@ -294,7 +302,7 @@ async fn duplicate_alias_is_refused_here_and_across_machines() {
 
     // The same config on another machine (another MANTA_HOME): the manager refuses it.
     let other = NodeHome::new();
-    let cfg2 = other.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg2 = other.worker(m.node_addr.port());
     let err = Agent::start(other.options(&cfg2, &bootstrap))
         .await
         .unwrap_err();
@@ -329,8 +337,7 @@ async fn duplicate_alias_is_refused_here_and_across_machines() {
         other.state("worker-1").is_none(),
         "the refused node stored nothing"
     );
-    first.handle.shutdown();
-    first.wait().await.unwrap();
+    stop(first).await;
     m.stop().await;
 }
 
@@ -340,7 +347,7 @@ async fn foreign_or_malformed_tokens_give_the_seed_error() {
     let other = Manager::start().await;
     let (_c, foreign) = cluster(&other.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let err = Agent::start(h.options(&cfg, &foreign)).await.unwrap_err();
     assert_eq!(err.headline(), "Invalid or expired JWT token", "{err}");
     assert!(err.solutions().contains(&"Request new token from admin"));
@@ -364,7 +371,7 @@ async fn manager_restart_mid_run_reconnects_with_the_same_identity() {
     let m = Restartable::start(store.path(), None).await;
     let (_c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
     let node_id = agent.handle.status().node_id;
     let addrs = (m.user_addr, m.node_addr);
@@ -384,8 +391,7 @@ async fn manager_restart_mid_run_reconnects_with_the_same_identity() {
     assert_eq!(s.node_id, node_id, "no new registration");
     assert_eq!(s.registrations, 1);
     assert!(online(&m.core, &node_id));
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
     m.stop().await;
 }
 
@@ -394,7 +400,7 @@ async fn renewal_before_expiry_with_a_jumped_clock_is_persisted() {
     let m = Manager::start().await;
     let (_c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -426,8 +432,7 @@ async fn renewal_before_expiry_with_a_jumped_clock_is_persisted() {
         s.heartbeats > beats + 1
     })
     .await;
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
     m.stop().await;
 }
 
@@ -436,7 +441,7 @@ async fn removed_identity_falls_back_to_bootstrap_or_stops_saying_what_to_do() {
     let m = Manager::start().await;
     let (c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
     let old = agent.handle.status().node_id;
     // The operator removes the node: its token stops working; the agent registers again
@@ -667,7 +672,7 @@ async fn validate_online_asks_the_manager() {
     let (_c, good) = cluster(&m.core);
     let (_c, foreign) = cluster(&other.core);
     let h = NodeHome::new();
-    h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    h.worker(m.node_addr.port());
     let env = |t: &SecretString| {
         Env::from_pairs([
             ("MANTA_NODE_TOKEN", t.expose_secret().to_owned()),
@@ -724,8 +729,7 @@ async fn mtls_registration_with_the_configured_cert_folder() {
     let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
     let s = wait_for(&agent, "a heartbeat over mTLS", |s| s.heartbeats >= 1).await;
     assert!(online(&m.core, &s.node_id));
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
 
     // A folder without the client key is a configuration error naming the file, never a
     // silent fall back to plaintext.
@@ -745,7 +749,7 @@ async fn reload_with_a_rotated_environment_token_registers_with_it() {
     let m = Manager::start().await;
     let (c, first) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let agent = Agent::start(h.options(&cfg, &first)).await.unwrap();
     let old = agent.handle.status().node_id;
     m.core
@@ -765,8 +769,7 @@ async fn reload_with_a_rotated_environment_token_registers_with_it() {
     .await;
     assert_ne!(s.node_id, old);
     assert!(online(&m.core, &s.node_id));
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
     m.stop().await;
 }
 
@@ -775,11 +778,10 @@ async fn restart_after_the_saved_token_expired_renews_then_resumes() {
     let m = Manager::start().await;
     let (_c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
-    let cfg = h.config("worker", m.node_addr.port(), Some("worker-1"), false);
+    let cfg = h.worker(m.node_addr.port());
     let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
     let node_id = agent.handle.status().node_id;
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
     let saved = h.state("worker-1").unwrap();
     let v1 = manta_auth::inspect(saved.node_token.expose_secret())
         .unwrap()
@@ -804,7 +806,6 @@ async fn restart_after_the_saved_token_expired_renews_then_resumes() {
             .unwrap()
             .as_secs(),
     );
-    agent.handle.shutdown();
-    agent.wait().await.unwrap();
+    stop(agent).await;
     m.stop().await;
 }
