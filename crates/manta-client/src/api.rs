@@ -640,6 +640,20 @@ impl UserApi {
         result
     }
 
+    /// [`UserApi::call`] for the many RPCs whose request is one id (`StrId`), audited as
+    /// `{arg}={id}`; `f` sends the prepared request on its client.
+    async fn call_by_id<T, F, Fut>(&self, op: Op, arg: &str, id: &str, f: F) -> Result<T>
+    where
+        F: Fn(Channel, tonic::Request<StrId>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let args = format!("{arg}={id}");
+        self.call(op, &args, |ch, auth, t| {
+            f(ch, request(StrId { id: id.to_owned() }, auth.as_ref(), t))
+        })
+        .await
+    }
+
     async fn call_inner<T, F, Fut>(&self, op: Op, f: &mut F) -> Result<T>
     where
         F: FnMut(Channel, Option<AsciiMetadataValue>, Duration) -> Fut,
@@ -1086,19 +1100,12 @@ impl UserApi {
     /// # Errors
     /// [`Error::NotFound`] when missing or not visible to the caller.
     pub async fn get_cluster(&self, id: &str) -> Result<Cluster> {
-        let args = format!("cluster_id={id}");
         let c = self
-            .call(
+            .call_by_id(
                 op("get_cluster", "ClusterManagement/GetCluster", true),
-                &args,
-                |ch, auth, t| {
-                    let id = id.to_owned();
-                    async move {
-                        clusters(ch)
-                            .get_cluster(request(StrId { id }, auth.as_ref(), t))
-                            .await
-                    }
-                },
+                "cluster_id",
+                id,
+                |ch, req| async move { clusters(ch).get_cluster(req).await },
             )
             .await?;
         Ok(Cluster::from_proto(c))
@@ -1136,19 +1143,12 @@ impl UserApi {
     /// # Errors
     /// [`Error::NotFound`], [`Error::FailedPrecondition`] and the usual errors.
     pub async fn start_cluster(&self, id: &str) -> Result<Cluster> {
-        let args = format!("cluster_id={id}");
         let c = self
-            .call(
+            .call_by_id(
                 op("start_cluster", "ClusterManagement/StartCluster", false),
-                &args,
-                |ch, auth, t| {
-                    let id = id.to_owned();
-                    async move {
-                        clusters(ch)
-                            .start_cluster(request(StrId { id }, auth.as_ref(), t))
-                            .await
-                    }
-                },
+                "cluster_id",
+                id,
+                |ch, req| async move { clusters(ch).start_cluster(req).await },
             )
             .await?;
         Ok(Cluster::from_proto(c))
@@ -1159,19 +1159,12 @@ impl UserApi {
     /// # Errors
     /// [`Error::NotFound`] and the usual errors.
     pub async fn stop_cluster(&self, id: &str) -> Result<String> {
-        let args = format!("cluster_id={id}");
         let r = self
-            .call(
+            .call_by_id(
                 op("stop_cluster", "ClusterManagement/StopCluster", false),
-                &args,
-                |ch, auth, t| {
-                    let id = id.to_owned();
-                    async move {
-                        clusters(ch)
-                            .stop_cluster(request(StrId { id }, auth.as_ref(), t))
-                            .await
-                    }
-                },
+                "cluster_id",
+                id,
+                |ch, req| async move { clusters(ch).stop_cluster(req).await },
             )
             .await?;
         Ok(r.message)
@@ -1312,17 +1305,11 @@ impl UserApi {
                 },
             )
             .await?;
-            self.call(
+            self.call_by_id(
                 op("start_swarm", "SwarmManagement/StartSwarm", false),
-                &sid,
-                |ch, auth, t| {
-                    let id = swarm_id.clone();
-                    async move {
-                        swarms(ch)
-                            .start_swarm(request(StrId { id }, auth.as_ref(), t))
-                            .await
-                    }
-                },
+                "swarm_id",
+                &swarm_id,
+                |ch, req| async move { swarms(ch).start_swarm(req).await },
             )
             .await
         }
@@ -1330,17 +1317,11 @@ impl UserApi {
         if let Err(e) = started {
             // Do not leave a half-deployed swarm behind; the original error is what matters.
             let removed = self
-                .call(
+                .call_by_id(
                     op("remove_swarm", "SwarmManagement/RemoveSwarm", false),
-                    &sid,
-                    |ch, auth, t| {
-                        let id = swarm_id.clone();
-                        async move {
-                            swarms(ch)
-                                .remove_swarm(request(StrId { id }, auth.as_ref(), t))
-                                .await
-                        }
-                    },
+                    "swarm_id",
+                    &swarm_id,
+                    |ch, req| async move { swarms(ch).remove_swarm(req).await },
                 )
                 .await;
             if let Err(r) = removed {
@@ -1387,19 +1368,12 @@ impl UserApi {
     /// # Errors
     /// [`Error::NotFound`] and the usual errors.
     pub async fn get_swarm(&self, id: &str) -> Result<Swarm> {
-        let args = format!("swarm_id={id}");
         let s = self
-            .call(
+            .call_by_id(
                 op("get_swarm", "SwarmManagement/GetSwarm", true),
-                &args,
-                |ch, auth, t| {
-                    let id = id.to_owned();
-                    async move {
-                        swarms(ch)
-                            .get_swarm(request(StrId { id }, auth.as_ref(), t))
-                            .await
-                    }
-                },
+                "swarm_id",
+                id,
+                |ch, req| async move { swarms(ch).get_swarm(req).await },
             )
             .await?;
         Ok(Swarm::from_proto(s))
@@ -1470,19 +1444,12 @@ impl UserApi {
         &self,
         swarm_id: &str,
     ) -> Result<std::collections::BTreeMap<String, f32>> {
-        let args = format!("swarm_id={swarm_id}");
         let r = self
-            .call(
+            .call_by_id(
                 op("result_tags", "SwarmManagement/ListResultTags", true),
-                &args,
-                |ch, auth, t| {
-                    let id = swarm_id.to_owned();
-                    async move {
-                        swarms(ch)
-                            .list_result_tags(request(StrId { id }, auth.as_ref(), t))
-                            .await
-                    }
-                },
+                "swarm_id",
+                swarm_id,
+                |ch, req| async move { swarms(ch).list_result_tags(req).await },
             )
             .await?;
         Ok(r.gb_usage_per_tag.into_iter().collect())
