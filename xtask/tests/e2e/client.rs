@@ -28,6 +28,19 @@ async fn alice(m: &Manager, scopes: &[&str]) -> UserApi {
         .unwrap()
 }
 
+/// `n` concurrent GetUser calls on clones of `api`; each must answer alice.
+async fn get_user_together(api: &UserApi, n: usize) {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move { api.get_user().await })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().unwrap().username, "alice");
+    }
+}
+
 #[tokio::test]
 async fn sign_in_get_user_availability_and_logout() {
     let m = Manager::start().await;
@@ -246,15 +259,7 @@ async fn expiry_during_a_burst_of_concurrent_calls_causes_one_refresh() {
     let api = alice(&m, &[]).await;
     let first = api.token();
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let calls: Vec<_> = (0..24)
-        .map(|_| {
-            let api = api.clone();
-            tokio::spawn(async move { api.get_user().await })
-        })
-        .collect();
-    for c in calls {
-        assert_eq!(c.await.unwrap().unwrap().username, "alice");
-    }
+    get_user_together(&api, 24).await;
     assert_eq!(api.refresh_count(), 1);
     assert_ne!(api.token().expose_secret(), first.expose_secret());
     m.stop().await;
@@ -273,15 +278,7 @@ async fn a_token_refused_by_the_server_is_renewed_once_and_the_calls_retried() {
         .jti
         .unwrap();
     m.core.revoke_token(&jti, None).unwrap();
-    let calls: Vec<_> = (0..16)
-        .map(|_| {
-            let api = api.clone();
-            tokio::spawn(async move { api.get_user().await })
-        })
-        .collect();
-    for c in calls {
-        assert_eq!(c.await.unwrap().unwrap().username, "alice");
-    }
+    get_user_together(&api, 16).await;
     assert_eq!(api.refresh_count(), 1);
 
     // An API token (no session) that is revoked cannot be renewed: one clear error.
