@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use manta_proto::common::informations::ClusterStatus;
+use manta_proto::common::swarms::SwarmStatusEnum;
 use manta_proto::common::system::{Networks, PairId};
 use manta_proto::common::tasks::Module;
 use manta_proto::core::user_services::SendSwarmRequest;
@@ -18,20 +20,8 @@ use secrecy::SecretString;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::keys::Authority;
-use crate::registry::{CLUSTER_STOPPED, NodeSettings, Registry};
+use crate::registry::{NodeSettings, Registry};
 use crate::store::{ClusterRecord, ModuleRecord, Store, SwarmRecord, new_id, now_secs};
-
-/// The published `ClusterStatus` of a running cluster.
-pub const CLUSTER_RUNNING: i32 = 1;
-/// The published `SwarmStatusEnum` values used here.
-pub mod swarm_status {
-    /// Sent, not started.
-    pub const PENDING: i32 = 0;
-    /// Started.
-    pub const ACTIVE: i32 = 1;
-    /// Stopped by a user.
-    pub const STOPPED: i32 = 3;
-}
 
 /// Who is looking: administrators (`admin:*`) see everything, other users what they own or,
 /// for clusters, what they are a member of.
@@ -175,11 +165,12 @@ impl Platform {
     ) -> Result<ClusterRecord> {
         let c = self.cluster(viewer, id)?;
         let status = if running {
-            CLUSTER_RUNNING
+            ClusterStatus::Running
         } else {
-            CLUSTER_STOPPED
+            ClusterStatus::Stopped
         };
-        self.store.set_cluster_status(&c.id, status, now_secs())?;
+        self.store
+            .set_cluster_status(&c.id, status as i32, now_secs())?;
         self.cluster(viewer, &c.id)
     }
 
@@ -279,7 +270,7 @@ impl Platform {
             cluster_id: cluster.id,
             owner_id: viewer.user_id.clone(),
             name,
-            status: swarm_status::PENDING,
+            status: SwarmStatusEnum::Pending as i32,
             created_at: now_secs(),
             last_start: None,
             last_stop: None,
@@ -315,14 +306,14 @@ impl Platform {
     pub fn start_swarm(&self, viewer: &Viewer, id: &str) -> Result<SwarmRecord> {
         let s = self.swarm(viewer, id)?;
         let cluster = self.store.cluster(&s.cluster_id)?;
-        if cluster.is_some_and(|c| c.status == CLUSTER_STOPPED) {
+        if cluster.is_some_and(|c| c.status == ClusterStatus::Stopped as i32) {
             return Err(Error::Conflict(format!(
                 "the swarm's cluster {} is stopped; start the cluster first",
                 s.cluster_id
             )));
         }
         self.store
-            .set_swarm_status(&s.id, swarm_status::ACTIVE, now_secs())?;
+            .set_swarm_status(&s.id, SwarmStatusEnum::Active as i32, now_secs())?;
         self.swarm(viewer, &s.id)
     }
 
@@ -333,7 +324,7 @@ impl Platform {
             self.store.delete_swarm(&s.id)?;
         } else {
             self.store
-                .set_swarm_status(&s.id, swarm_status::STOPPED, now_secs())?;
+                .set_swarm_status(&s.id, SwarmStatusEnum::Stopped as i32, now_secs())?;
         }
         Ok(())
     }
@@ -484,11 +475,11 @@ mod tests {
         let err = p.send_swarm(&bob, &bobs).unwrap_err().to_string();
         assert!(err.contains("no module"), "{err}");
         let s = p.send_swarm(&alice, &ok).unwrap();
-        assert_eq!(s.status, swarm_status::PENDING);
+        assert_eq!(s.status, SwarmStatusEnum::Pending as i32);
         assert_eq!(s.id.len(), 32);
         assert_eq!(
             p.start_swarm(&alice, &s.id).unwrap().status,
-            swarm_status::ACTIVE
+            SwarmStatusEnum::Active as i32
         );
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use manta_auth::{TokenKind as AuthKind, TokenRequest};
-use manta_proto::common::informations::NodeOverview;
+use manta_proto::common::informations::{ClusterStatus, NodeOverview};
 use prost::Message;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -20,9 +20,6 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::keys::{Authority, TokenProblem};
 use crate::store::{ClusterRecord, NodeRecord, Store, now_secs};
-
-/// The published `ClusterStatus` of a stopped cluster.
-pub(crate) const CLUSTER_STOPPED: i32 = 2;
 
 /// Timings of the node protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,7 +476,7 @@ impl Registry {
                         id: cluster_id.clone(),
                         hint: "list clusters with `manta-manager cluster list`",
                     })?;
-                if cluster.status == CLUSTER_STOPPED {
+                if cluster.status == ClusterStatus::Stopped as i32 {
                     return Err(Error::Conflict(format!(
                         "cluster {cluster_id} is stopped; start it before nodes join"
                     )));

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Subcommand;
+use manta_proto::common::informations::ClusterStatus;
 use secrecy::ExposeSecret;
 
 use super::{Context, fmt_time, io_err, parse_duration};
@@ -88,9 +89,9 @@ fn cluster_json(c: &ClusterRecord) -> serde_json::Value {
 }
 
 fn status_name(status: i32) -> &'static str {
-    match status {
-        1 => "running",
-        2 => "stopped",
+    match ClusterStatus::try_from(status) {
+        Ok(ClusterStatus::Running) => "running",
+        Ok(ClusterStatus::Stopped) => "stopped",
         _ => "created",
     }
 }

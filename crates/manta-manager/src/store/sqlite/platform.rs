@@ -1,5 +1,7 @@
 //! The SQLite tables of platform records (migration 2) and their queries.
 
+use manta_proto::common::informations::ClusterStatus;
+use manta_proto::common::swarms::SwarmStatusEnum;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::SqliteStore;
@@ -124,8 +126,10 @@ fn swarm_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SwarmRecord> {
     })
 }
 
-/// The published status values that count as "started" (the others record a stop time).
-const RUNNING: [i32; 1] = [1];
+/// The column a status change stamps: `last_start` when it starts the record, else `last_stop`.
+fn stamped_column(started: bool) -> &'static str {
+    if started { "last_start" } else { "last_stop" }
+}
 
 impl PlatformStore for SqliteStore {
     fn create_cluster(&self, c: &ClusterRecord) -> Result<()> {
@@ -172,11 +176,7 @@ impl PlatformStore for SqliteStore {
     }
 
     fn set_cluster_status(&self, id: &str, status: i32, now: i64) -> Result<bool> {
-        let column = if RUNNING.contains(&status) {
-            "last_start"
-        } else {
-            "last_stop"
-        };
+        let column = stamped_column(status == ClusterStatus::Running as i32);
         self.write(|conn| {
             conn.execute(
                 &format!(
@@ -376,11 +376,7 @@ impl PlatformStore for SqliteStore {
     }
 
     fn set_swarm_status(&self, id: &str, status: i32, now: i64) -> Result<bool> {
-        let column = if RUNNING.contains(&status) {
-            "last_start"
-        } else {
-            "last_stop"
-        };
+        let column = stamped_column(status == SwarmStatusEnum::Active as i32);
         self.write(|conn| {
             conn.execute(
                 &format!("UPDATE swarms SET status = ?2, {column} = ?3 WHERE id = ?1"),
