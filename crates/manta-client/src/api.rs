@@ -729,7 +729,7 @@ impl UserApi {
         password: &SecretString,
     ) -> Result<(SecretString, Option<SecretString>)> {
         let ch = self.inner.channel.clone();
-        let session = mv1::token_service_client::TokenServiceClient::new(ch.clone())
+        let session = tokens(ch.clone())
             .create_session(request(
                 mv1::CreateSessionRequest {
                     username: username.to_owned(),
@@ -753,7 +753,7 @@ impl UserApi {
             }
             // A published manager has no sessions: sign in the published way.
             Err(status) if status.code() == tonic::Code::Unimplemented => {
-                let user = us::user_management_client::UserManagementClient::new(ch)
+                let user = users(ch)
                     .sign_in(request(
                         us::SignInRequest {
                             username: username.to_owned(),
@@ -1513,7 +1513,7 @@ fn random_pair_id() -> Result<manta_proto::common::system::PairId> {
     })
 }
 
-/// A small shared cell for the session's refresh token.
+/// Locks a mutex, ignoring poisoning.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The cell holds one value replaced whole; a panic elsewhere cannot leave it torn.
     m.lock().unwrap_or_else(PoisonError::into_inner)
