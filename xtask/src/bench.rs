@@ -34,11 +34,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match *arg {
                 "--quick" => options.quick = true,
-                "--out" => {
-                    options.out = Some(PathBuf::from(
-                        args.next().context("--out needs a directory")?,
-                    ));
-                }
+                "--out" => options.out = Some(crate::release::out_dir(&mut args)?),
                 other => bail!("unknown bench option `{other}`; use --quick or --out DIR"),
             }
         }

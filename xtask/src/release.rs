@@ -46,11 +46,7 @@ impl Options {
                             .to_string(),
                     );
                 }
-                "--out" => {
-                    options.out = Some(PathBuf::from(
-                        args.next().context("--out needs a directory")?,
-                    ));
-                }
+                "--out" => options.out = Some(out_dir(&mut args)?),
                 other => bail!(
                     "unknown release option `{other}`; use --version X.Y.Z, --dry-run, --out DIR"
                 ),
@@ -58,6 +54,13 @@ impl Options {
         }
         Ok(options)
     }
+}
+
+/// The directory after an `--out` option (shared by `release` and `bench`).
+pub(crate) fn out_dir(args: &mut std::slice::Iter<'_, &str>) -> Result<PathBuf> {
+    Ok(PathBuf::from(
+        args.next().context("--out needs a directory")?,
+    ))
 }
 
 /// What a release run produced.

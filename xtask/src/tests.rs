@@ -199,3 +199,20 @@ fn release_refuses_a_version_without_changelog_entry() {
     .to_string();
     assert!(err.contains("not a version of the form X.Y.Z"), "{err}");
 }
+
+#[test]
+fn release_options_parse_and_refuse_unknown_ones() {
+    let o = crate::release::Options::parse(&["--dry-run", "--version", "1.2.3", "--out", "/tmp/d"])
+        .unwrap();
+    assert!(o.dry_run);
+    assert_eq!(o.version.as_deref(), Some("1.2.3"));
+    assert_eq!(o.out, Some(std::path::PathBuf::from("/tmp/d")));
+    let err = crate::release::Options::parse(&["--out"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs a directory"), "{err}");
+    let err = crate::release::Options::parse(&["--fast"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--fast") && err.contains("--dry-run"), "{err}");
+}
