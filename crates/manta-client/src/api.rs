@@ -683,13 +683,7 @@ impl UserApi {
                     after: self.inner.timeout,
                 },
                 Ok(Err(status)) => {
-                    let err = match from_status(op.name, op.method, &status) {
-                        Error::Timeout { operation, .. } => Error::Timeout {
-                            operation,
-                            after: self.inner.timeout,
-                        },
-                        other => other,
-                    };
+                    let err = from_status(op.name, op.method, self.inner.timeout, &status);
                     // The authorization layer answers UNAUTHENTICATED before any handler
                     // runs, so one retry with a renewed token is safe even for calls that
                     // create something.
@@ -763,7 +757,9 @@ impl UserApi {
                         self.inner.timeout,
                     ))
                     .await
-                    .map_err(|s| from_status("sign_in", "UserManagement/SignIn", &s))?;
+                    .map_err(|s| {
+                        from_status("sign_in", "UserManagement/SignIn", self.inner.timeout, &s)
+                    })?;
                 match user.into_inner().token {
                     Some(t) if !t.is_empty() => Ok((SecretString::from(t), None)),
                     _ => Err(Error::InvalidResponse {
@@ -774,6 +770,7 @@ impl UserApi {
             Err(status) => Err(from_status(
                 "sign_in",
                 "TokenService/CreateSession",
+                self.inner.timeout,
                 &status,
             )),
         }

@@ -188,10 +188,12 @@ pub(crate) fn says_expired(message: &str) -> bool {
     m.contains("expired")
 }
 
-/// Maps a gRPC status from `method` (used by `operation`) to the client error.
+/// Maps a gRPC status from `method` (used by `operation`, sent with deadline `timeout`)
+/// to the client error.
 pub(crate) fn from_status(
     operation: &'static str,
     method: &'static str,
+    timeout: Duration,
     status: &tonic::Status,
 ) -> Error {
     let message = redact_jwts(status.message());
@@ -223,7 +225,7 @@ pub(crate) fn from_status(
         }
         Code::DeadlineExceeded => Error::Timeout {
             operation,
-            after: Duration::ZERO,
+            after: timeout,
         },
         other => Error::Server {
             code: format!("{other:?}"),
@@ -272,6 +274,7 @@ mod tests {
         from_status(
             "get_user",
             "UserManagement/GetUser",
+            Duration::from_secs(45),
             &tonic::Status::new(code, msg),
         )
     }
@@ -318,6 +321,11 @@ mod tests {
         assert!(map(Code::Unavailable, "down").is_transient());
         assert!(!map(Code::Internal, "boom").is_transient());
         assert!(matches!(map(Code::Internal, "boom"), Error::Server { .. }));
+        let e = map(Code::DeadlineExceeded, "deadline");
+        assert_eq!(
+            e.to_string(),
+            "get_user timed out after 45s; check the network or raise the timeout"
+        );
     }
 
     #[test]
