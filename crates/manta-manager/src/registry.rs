@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 use crate::keys::{Authority, TokenProblem};
 use crate::store::{ClusterRecord, NodeRecord, Store, now_secs};
 
+/// Why a node token whose node is no longer registered is refused, and what to do.
+const NODE_REMOVED: &str = "revoked node token: this node was removed from the registry; \
+     register it again with a bootstrap token of its cluster";
+
 /// Timings of the node protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeSettings {
@@ -379,10 +383,7 @@ impl Registry {
         }
         let mut state = self.state()?;
         let Some(live) = state.nodes.get(&node_id) else {
-            return Err(Error::NodeRefused(
-                "revoked node token: this node was removed from the registry; register it again \
-                 with a bootstrap token of its cluster",
-            ));
+            return Err(Error::NodeRefused(NODE_REMOVED));
         };
         // The newest token and the one before it are valid: a renewal whose answer was lost
         // can be retried with the previous token.
@@ -488,10 +489,10 @@ impl Registry {
                 cluster_id,
                 ..
             } => {
-                let record = self.store.node(node_id)?.ok_or(Error::NodeRefused(
-                    "revoked node token: this node was removed from the registry; register it \
-                     again with a bootstrap token of its cluster",
-                ))?;
+                let record = self
+                    .store
+                    .node(node_id)?
+                    .ok_or(Error::NodeRefused(NODE_REMOVED))?;
                 (node_id.clone(), cluster_id.clone(), Some(record))
             }
         };
@@ -547,10 +548,10 @@ impl Registry {
             ));
         };
         let _join = self.join.lock().unwrap_or_else(|p| p.into_inner());
-        let mut record = self.store.node(node_id)?.ok_or(Error::NodeRefused(
-            "revoked node token: this node was removed from the registry; register it again \
-             with a bootstrap token of its cluster",
-        ))?;
+        let mut record = self
+            .store
+            .node(node_id)?
+            .ok_or(Error::NodeRefused(NODE_REMOVED))?;
         let now = now_secs();
         record.issued_version += 1;
         let token = self.sign_node(
@@ -576,10 +577,7 @@ impl Registry {
         let now = now_secs();
         let mut state = self.state()?;
         let Some(live) = state.nodes.get_mut(node_id) else {
-            return Err(Error::NodeRefused(
-                "revoked node token: this node was removed from the registry; register it again \
-                 with a bootstrap token of its cluster",
-            ));
+            return Err(Error::NodeRefused(NODE_REMOVED));
         };
         live.last_seen = Some(now);
         state.dirty.insert(node_id.to_owned(), Some(now));
