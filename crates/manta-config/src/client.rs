@@ -510,13 +510,16 @@ fn update_auth(
         .sum();
     let mut out = Zeroizing::new(String::with_capacity(old.len() + extra + 8));
     let mut written = vec![false; changes.len()];
+    let push_entry = |out: &mut Zeroizing<String>, key: &str, value: &SecretString| {
+        out.push_str(key);
+        out.push_str(" = ");
+        out.push_str(value.expose_secret());
+        out.push('\n');
+    };
     let write_pending = |out: &mut Zeroizing<String>, written: &mut [bool]| {
         for ((key, value), done) in changes.iter().zip(written.iter_mut()) {
             if let (Some(value), false) = (value, *done) {
-                out.push_str(key);
-                out.push_str(" = ");
-                out.push_str(value.expose_secret());
-                out.push('\n');
+                push_entry(out, key, value);
                 *done = true;
             }
         }
@@ -538,10 +541,7 @@ fn update_auth(
             // The old line is replaced by the new value (once) or dropped (removal, or a
             // duplicate of a key already written).
             if let (Some(value), false) = (changes[i].1, written[i]) {
-                out.push_str(key);
-                out.push_str(" = ");
-                out.push_str(value.expose_secret());
-                out.push('\n');
+                push_entry(&mut out, key, value);
                 written[i] = true;
             }
             continue;
