@@ -156,8 +156,7 @@ impl NodeHome {
     }
 
     fn state(&self, node_id: &str) -> Option<IdentityState> {
-        IdentityState::load(&manta_node::state_dir(&self.home()).join(format!("{node_id}.json")))
-            .unwrap()
+        IdentityState::load(&manta_node::cli::state_file(&self.home(), node_id)).unwrap()
     }
 }
 
