@@ -41,6 +41,16 @@ async fn get_user_together(api: &UserApi, n: usize) {
     }
 }
 
+/// Revokes `api`'s current token on the manager, by its `jti`.
+fn revoke(m: &Manager, api: &UserApi) {
+    let jti = manta_auth::inspect(api.token().expose_secret())
+        .unwrap()
+        .claims
+        .jti
+        .unwrap();
+    m.core.revoke_token(&jti, None).unwrap();
+}
+
 #[tokio::test]
 async fn sign_in_get_user_availability_and_logout() {
     let m = Manager::start().await;
@@ -272,24 +282,14 @@ async fn a_token_refused_by_the_server_is_renewed_once_and_the_calls_retried() {
     // The renewed token must expire strictly later than the current one (manta-auth checks
     // that, with one-second resolution).
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let jti = manta_auth::inspect(api.token().expose_secret())
-        .unwrap()
-        .claims
-        .jti
-        .unwrap();
-    m.core.revoke_token(&jti, None).unwrap();
+    revoke(&m, &api);
     get_user_together(&api, 16).await;
     assert_eq!(api.refresh_count(), 1);
 
     // An API token (no session) that is revoked cannot be renewed: one clear error.
     let t = m.token("alice", &[]);
     let plain = UserApi::new(t, "127.0.0.1", m.port()).unwrap();
-    let jti = manta_auth::inspect(plain.token().expose_secret())
-        .unwrap()
-        .claims
-        .jti
-        .unwrap();
-    m.core.revoke_token(&jti, None).unwrap();
+    revoke(&m, &plain);
     let e = plain.get_user().await.unwrap_err();
     assert!(
         matches!(e, Error::Authentication { .. }) && e.to_string().contains("revoked"),
