@@ -247,20 +247,17 @@ impl PlatformStore for SqliteStore {
     }
 
     fn list_nodes(&self, cluster_id: Option<&str>) -> Result<Vec<NodeRecord>> {
-        self.read(|conn| match cluster_id {
-            Some(c) => {
-                let mut stmt = conn.prepare(&format!(
-                    "SELECT {NODE_COLUMNS} FROM nodes WHERE cluster_id = ?1 \
-                     ORDER BY registered_at, id"
-                ))?;
-                stmt.query_map([c], node_from_row)?.collect()
-            }
-            None => {
-                let mut stmt = conn.prepare(&format!(
-                    "SELECT {NODE_COLUMNS} FROM nodes ORDER BY registered_at, id"
-                ))?;
-                stmt.query_map([], node_from_row)?.collect()
-            }
+        let filter = if cluster_id.is_some() {
+            "WHERE cluster_id = ?1"
+        } else {
+            ""
+        };
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {NODE_COLUMNS} FROM nodes {filter} ORDER BY registered_at, id"
+            ))?;
+            stmt.query_map(rusqlite::params_from_iter(cluster_id), node_from_row)?
+                .collect()
         })
     }
 
@@ -429,5 +426,64 @@ impl PlatformStore for SqliteStore {
             conn.execute("DELETE FROM swarms WHERE id = ?1", [id])
                 .map(|n| n > 0)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(id: &str) -> ClusterRecord {
+        ClusterRecord {
+            id: id.into(),
+            name: id.into(),
+            owner_id: String::new(),
+            users: Vec::new(),
+            status: 0,
+            created_at: 1,
+            updated_at: 1,
+            last_start: None,
+            last_stop: None,
+            bootstrap_not_before: 0,
+        }
+    }
+
+    fn node(id: &str, cluster_id: &str, registered_at: i64) -> NodeRecord {
+        NodeRecord {
+            id: id.into(),
+            cluster_id: cluster_id.into(),
+            alias: None,
+            fixed_alias: false,
+            requested_id: None,
+            issued_version: 1,
+            token_expires_at: 0,
+            registered_at,
+            updated_at: registered_at,
+            last_seen: None,
+            overview: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn nodes_list_by_cluster_or_all_in_registration_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("manager.db")).unwrap();
+        store.create_cluster(&cluster("a")).unwrap();
+        store.create_cluster(&cluster("b")).unwrap();
+        store.upsert_node(&node("n3", "a", 3), &[]).unwrap();
+        store.upsert_node(&node("n1", "b", 1), &[]).unwrap();
+        store.upsert_node(&node("n2", "a", 2), &[]).unwrap();
+        let ids = |c: Option<&str>| -> Vec<String> {
+            store
+                .list_nodes(c)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.id)
+                .collect()
+        };
+        assert_eq!(ids(Some("a")), ["n2", "n3"]);
+        assert_eq!(ids(Some("b")), ["n1"]);
+        assert_eq!(ids(Some("none")), Vec::<String>::new());
+        assert_eq!(ids(None), ["n1", "n2", "n3"]);
     }
 }
