@@ -164,7 +164,9 @@ impl std::fmt::Display for KindName {
 pub enum RefreshError {
     /// The server refused the current credential (gRPC UNAUTHENTICATED or equivalent);
     /// retrying with the same token will not help.
-    #[error("the server rejected the current token; sign in again (`manta sdk config init`)")]
+    #[error(
+        "the server rejected the current token; get a new one (sign in again, e.g. `manta login`)"
+    )]
     Rejected,
     /// The transport failed or the server was unavailable; retrying later may help.
     #[error("could not reach the token service: {0}; check the manager address and network")]

@@ -2,14 +2,14 @@
 //!
 //! Variant names follow the seed's `AuthenticationError` / `TokenExpiredError`. A
 //! `tonic::Status` never leaves this crate, and no message ever contains a token: server
-//! messages pass through [`crate::redact::redact_jwts`] before they are stored.
+//! messages pass through [`crate::redact::redact_tokens`] before they are stored.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tonic::Code;
 
-use crate::redact::redact_jwts;
+use crate::redact::redact_tokens;
 
 /// Everything a [`crate::UserApi`] call or the `manta` command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +196,7 @@ pub(crate) fn from_status(
     timeout: Duration,
     status: &tonic::Status,
 ) -> Error {
-    let message = redact_jwts(status.message());
+    let message = redact_tokens(status.message());
     match status.code() {
         Code::Unauthenticated if says_expired(&message) => Error::TokenExpired { message },
         Code::Unauthenticated => Error::Authentication { message },
@@ -240,7 +240,7 @@ fn transport_detail(status: &tonic::Status, message: &str) -> String {
     let mut parts = vec![message.to_owned()];
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = cur {
-        let text = redact_jwts(&e.to_string());
+        let text = redact_tokens(&e.to_string());
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }

@@ -26,7 +26,7 @@ pub use api::{
 };
 pub use error::{Error, Result};
 pub use manta_auth::RefreshConfig;
-pub use redact::redact_jwts;
+pub use redact::redact_tokens;
 pub use types::{
     ApiTokenInfo, Cluster, CreatedApiToken, ModuleSpec, Quotas, ResultRecord, Swarm, SwarmSpec,
     TaskSpec, User,

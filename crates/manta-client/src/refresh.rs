@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 
 use crate::api::{header, lock, request, tokens};
 use crate::audit;
-use crate::redact::redact_jwts;
+use crate::redact::redact_tokens;
 
 /// The session's refresh token, shared by the API and its refresher. Each refresh replaces
 /// it (the manager rotates refresh tokens and revokes a family on reuse).
@@ -99,7 +99,7 @@ impl RpcRefresher {
 
 fn refusal(status: &tonic::Status) -> RefreshError {
     use tonic::Code;
-    let message = redact_jwts(status.message());
+    let message = redact_tokens(status.message());
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => RefreshError::Rejected,
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled => {
