@@ -12,7 +12,7 @@ use manta_proto::core::user_services::cluster_management_server::ClusterManageme
 use secrecy::ExposeSecret;
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Unserved, audit_resource, caller, run, ts};
+use super::{BoxStream, Unserved, act, caller, run, ts};
 use crate::identity::{Caller, Core};
 use crate::platform::Viewer;
 use crate::registry::{NodeView, Registry};
@@ -92,30 +92,6 @@ impl ClusterApi {
     pub fn new(core: Arc<Core>) -> Self {
         ClusterApi { core }
     }
-}
-
-/// Runs `f` on the blocking pool for the verified caller and records the resource-level
-/// outcome in the audit trail (the layer already recorded the scope decision).
-pub(crate) async fn act<T, M, F>(
-    core: &Arc<Core>,
-    request: &Request<M>,
-    path: &str,
-    resource: &str,
-    f: F,
-) -> Result<T, Status>
-where
-    T: Send + 'static,
-    F: FnOnce(&Core, &Caller) -> crate::Result<T> + Send + 'static,
-{
-    let who = caller(request)?;
-    let who2 = who.clone();
-    let result = run(core, move |core| f(core, &who2)).await;
-    let reason = match &result {
-        Ok(_) => "allowed".to_owned(),
-        Err(s) => format!("refused: {:?}", s.code()),
-    };
-    audit_resource(core, request, path, &who, resource, result.is_ok(), &reason);
-    result
 }
 
 type R<T> = Result<Response<T>, Status>;

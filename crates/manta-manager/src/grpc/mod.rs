@@ -101,6 +101,30 @@ pub(crate) fn audit_resource<T>(
     });
 }
 
+/// Runs `f` on the blocking pool for the verified caller and records the resource-level
+/// outcome in the audit trail (the layer already recorded the scope decision).
+pub(crate) async fn act<T, M, F>(
+    core: &Arc<Core>,
+    request: &tonic::Request<M>,
+    path: &str,
+    resource: &str,
+    f: F,
+) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce(&Core, &Caller) -> Result<T> + Send + 'static,
+{
+    let who = caller(request)?;
+    let who2 = who.clone();
+    let result = run(core, move |core| f(core, &who2)).await;
+    let reason = match &result {
+        Ok(_) => "allowed".to_owned(),
+        Err(s) => format!("refused: {:?}", s.code()),
+    };
+    audit_resource(core, request, path, &who, resource, result.is_ok(), &reason);
+    result
+}
+
 /// A protobuf timestamp from unix seconds.
 pub(crate) fn ts(secs: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {

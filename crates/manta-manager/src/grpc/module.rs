@@ -10,8 +10,7 @@ use manta_proto::core::user_services::module_management_server::ModuleManagement
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::cluster::act;
-use super::{BoxStream, Unserved};
+use super::{BoxStream, Unserved, act};
 use crate::identity::Core;
 use crate::platform::Viewer;
 

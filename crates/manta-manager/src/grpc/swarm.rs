@@ -16,8 +16,7 @@ use manta_proto::core::user_services::swarm_management_server::SwarmManagement;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::cluster::act;
-use super::{BoxStream, Unserved, caller, run, ts};
+use super::{BoxStream, Unserved, act, caller, run, ts};
 use crate::identity::Core;
 use crate::platform::Viewer;
 use crate::store::SwarmRecord;

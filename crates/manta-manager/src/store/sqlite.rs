@@ -273,11 +273,13 @@ fn migrate(path: &Path, conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn join_scopes(scopes: &[String]) -> String {
-    scopes.join(" ")
+/// A space-separated column (scopes, a cluster's users) from its words.
+fn join_words(words: &[String]) -> String {
+    words.join(" ")
 }
 
-fn split_scopes(s: &str) -> Vec<String> {
+/// The words of a space-separated column.
+fn split_words(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()
 }
 
@@ -289,7 +291,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         id: row.get(0)?,
         username: row.get(1)?,
         email: row.get(2)?,
-        scopes: split_scopes(&row.get::<_, String>(3)?),
+        scopes: split_words(&row.get::<_, String>(3)?),
         created_at: row.get(4)?,
         updated_at: row.get(5)?,
         last_login: row.get(6)?,
@@ -309,7 +311,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
         user_id: row.get(1)?,
         kind: TokenKind::parse(&row.get::<_, String>(2)?),
         name: row.get(3)?,
-        scopes: split_scopes(&row.get::<_, String>(4)?),
+        scopes: split_words(&row.get::<_, String>(4)?),
         session_id: row.get(5)?,
         issued_at: row.get(6)?,
         expires_at: row.get(7)?,
@@ -347,7 +349,7 @@ impl Store for SqliteStore {
 
     fn create_user(&self, user: NewUser, now: i64) -> Result<UserRecord> {
         let id = new_id();
-        let scopes = join_scopes(&user.scopes);
+        let scopes = join_words(&user.scopes);
         let inserted = self.write(|c| {
             c.execute(
                 "INSERT INTO users (id, username, email, password_hash, scopes, created_at, \
@@ -420,7 +422,7 @@ impl Store for SqliteStore {
             c.execute(
                 "UPDATE users SET scopes = ?2, scopes_updated_at = ?3, updated_at = ?3 \
                  WHERE id = ?1",
-                params![id, join_scopes(scopes), now],
+                params![id, join_words(scopes), now],
             )
         })
         .map(|n| n > 0)
@@ -469,7 +471,7 @@ impl Store for SqliteStore {
                     t.user_id,
                     t.kind.as_str(),
                     t.name,
-                    join_scopes(&t.scopes),
+                    join_words(&t.scopes),
                     t.session_id,
                     t.issued_at,
                     t.expires_at,
@@ -494,7 +496,7 @@ impl Store for SqliteStore {
                     session_revoked: row.get::<_, Option<bool>>(1)?.unwrap_or(false),
                     issued_at: row.get(2)?,
                     tokens_not_before: row.get(3)?,
-                    user_scopes: split_scopes(&row.get::<_, String>(4)?),
+                    user_scopes: split_words(&row.get::<_, String>(4)?),
                     session_id: row.get(5)?,
                 })
             })
