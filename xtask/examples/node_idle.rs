@@ -16,17 +16,11 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use manta_config::{Env, MantaHome};
-use manta_manager::audit;
-use manta_manager::identity::{Core, Lifetimes};
-use manta_manager::keys::{Authority, SigningMode};
-use manta_manager::ratelimit::SignInLimits;
-use manta_manager::server::{ServeOptions, serve};
-use manta_manager::store::{SqliteStore, Store};
+use manta_manager::testing::TestManager;
 use manta_node::{Agent, AgentOptions};
 use secrecy::ExposeSecret as _;
 
@@ -114,35 +108,8 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("manager.db"))?);
-    let authority = Arc::new(Authority::open(
-        Arc::clone(&store),
-        SigningMode::EdDsa,
-        "manta-bench",
-        86_400,
-    )?);
-    let (node_addr, core) = runtime.block_on(async {
-        let (sink, _writer) = audit::start(Arc::clone(&store));
-        let core = Arc::new(Core::new(
-            store,
-            authority,
-            Lifetimes::default(),
-            SignInLimits::default(),
-            sink,
-        ));
-        let user = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let node = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = node.local_addr()?;
-        tokio::spawn(serve(
-            Arc::clone(&core),
-            user,
-            node,
-            ServeOptions::default(),
-            None,
-            std::future::pending(),
-        ));
-        anyhow::Ok((addr, core))
-    })?;
+    let manager = runtime.block_on(TestManager::start());
+    let (node_addr, core) = (manager.node_addr, &manager.core);
     let cluster = core.platform().create_cluster("", "bench")?;
     let bootstrap = core.platform().bootstrap_token(&cluster, None)?;
     let home_dir = dir.path().join("home");

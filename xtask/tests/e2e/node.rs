@@ -12,86 +12,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use manta_auth::ManualClock;
 use manta_config::{Env, MantaHome};
-use manta_manager::audit;
-use manta_manager::identity::{Core, Lifetimes};
-use manta_manager::keys::{Authority, SigningMode};
-use manta_manager::ratelimit::SignInLimits;
-use manta_manager::server::{ServeOptions, serve};
-use manta_manager::store::{ClusterRecord, SqliteStore, Store};
+use manta_manager::identity::Core;
+use manta_manager::store::ClusterRecord;
 use manta_node::{
     Agent, AgentOptions, AgentState, AgentStatus, IdentityState, NodeError, RunningAgent,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::harness::Manager;
+use crate::harness::{Manager, Options};
 
-/// A manager serving a store in a directory the test keeps, so it can be stopped and started
-/// again on the same store and ports (a manager restart as operators do it).
-struct Restartable {
-    core: Arc<Core>,
-    node_addr: SocketAddr,
-    user_addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Restartable {
-    /// Starts on `store_dir`; `addrs` re-binds the ports a previous run got from port 0.
-    async fn start(store_dir: &Path, addrs: Option<(SocketAddr, SocketAddr)>) -> Self {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&store_dir.join("manager.db")).unwrap());
-        let authority = Arc::new(
-            Authority::open(Arc::clone(&store), SigningMode::EdDsa, "manta-test", 86_400).unwrap(),
-        );
-        let (sink, _writer) = audit::start(Arc::clone(&store));
-        let core = Arc::new(Core::new(
-            store,
-            authority,
-            Lifetimes::default(),
-            SignInLimits::default(),
-            sink,
-        ));
-        let (u, n) = match addrs {
-            Some((u, n)) => (u.to_string(), n.to_string()),
-            None => ("127.0.0.1:0".to_owned(), "127.0.0.1:0".to_owned()),
-        };
-        let user = tokio::net::TcpListener::bind(&u).await.unwrap();
-        let node = tokio::net::TcpListener::bind(&n).await.unwrap();
-        let (user_addr, node_addr) = (user.local_addr().unwrap(), node.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(serve(
-            Arc::clone(&core),
-            user,
-            node,
-            ServeOptions::default(),
-            None,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let task = tokio::spawn(async move {
-            served.await.unwrap().unwrap();
-        });
-        Self {
-            core,
-            node_addr,
-            user_addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), t)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-    }
+/// A manager on a store in a directory the test keeps, so it can be stopped and started
+/// again on the same store and ports (a manager restart as operators do it); `addrs`
+/// re-binds the ports a previous run got from port 0.
+async fn restartable(store_dir: &Path, addrs: Option<(SocketAddr, SocketAddr)>) -> Manager {
+    Manager::start_with(Options {
+        data_dir: Some(store_dir.to_path_buf()),
+        addrs,
+        ..Options::default()
+    })
+    .await
 }
 
 /// A cluster and one of its bootstrap tokens.
@@ -367,7 +306,7 @@ async fn foreign_or_malformed_tokens_give_the_seed_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manager_restart_mid_run_reconnects_with_the_same_identity() {
     let store = tempfile::tempdir().unwrap();
-    let m = Restartable::start(store.path(), None).await;
+    let m = restartable(store.path(), None).await;
     let (_c, bootstrap) = cluster(&m.core);
     let h = NodeHome::new();
     let cfg = h.worker(m.node_addr.port());
@@ -381,7 +320,7 @@ async fn manager_restart_mid_run_reconnects_with_the_same_identity() {
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     // Same store, same ports (handed out by port 0 to the first run).
-    let m = Restartable::start(store.path(), Some(addrs)).await;
+    let m = restartable(store.path(), Some(addrs)).await;
     let before = agent.handle.status().heartbeats;
     let s = wait_for(&agent, "registered again", |s| {
         s.state == AgentState::Registered && s.heartbeats > before
@@ -710,7 +649,7 @@ async fn mtls_registration_with_the_configured_cert_folder() {
     manta_tls::DevPki::create(pki.path(), &manta_tls::DevPkiOptions::default()).unwrap();
     let tls =
         manta_tls::ServerTls::from_folder(pki.path(), manta_tls::ClientAuth::Required).unwrap();
-    let m = Manager::start_with(crate::harness::Options {
+    let m = Manager::start_with(Options {
         tls: Some(tls),
         ..Default::default()
     })
