@@ -57,6 +57,28 @@ pub struct RefreshConfig {
     pub backoff_max: Duration,
 }
 
+impl RefreshConfig {
+    /// When a token issued at `iat_ms` and expiring at `exp_ms` (unix milliseconds) should
+    /// be refreshed: after `refresh_fraction` of its life, minus `jitter` (0 to 1) times
+    /// `jitter_fraction` of it, and never later than `margin` before `exp`. A token whose
+    /// whole life is shorter than the margin is refreshed halfway through. The one schedule
+    /// for [`TokenSource`] and for callers that only ask whether a stored token is due.
+    #[must_use]
+    pub fn refresh_at_ms(&self, iat_ms: u64, exp_ms: u64, jitter: f64) -> u64 {
+        let iat = iat_ms.min(exp_ms);
+        let life = exp_ms - iat;
+        let margin = u64::try_from(self.margin.as_millis()).unwrap_or(u64::MAX);
+        let latest = exp_ms.saturating_sub(margin);
+        if latest <= iat {
+            return iat + life / 2;
+        }
+        let early = scale(life, self.jitter_fraction * jitter.clamp(0.0, 1.0));
+        (iat + scale(life, self.refresh_fraction))
+            .saturating_sub(early)
+            .min(latest)
+    }
+}
+
 impl Default for RefreshConfig {
     fn default() -> Self {
         Self {
@@ -224,19 +246,8 @@ impl TokenSource {
         st.refresh_at_ms = st.exp_ms.map(|exp| {
             let iat = claims
                 .and_then(|c| c.iat)
-                .map_or(now, |i| i.saturating_mul(1000))
-                .min(exp);
-            let life = exp - iat;
-            let jitter = scale(life, self.config.jitter_fraction * random_unit());
-            let planned = iat + scale(life, self.config.refresh_fraction) - jitter;
-            let margin = u64::try_from(self.config.margin.as_millis()).unwrap_or(u64::MAX);
-            let latest = exp.saturating_sub(margin);
-            // A token shorter than the margin is refreshed halfway through its life.
-            if latest <= iat {
-                iat + life / 2
-            } else {
-                planned.min(latest)
-            }
+                .map_or(now, |i| i.saturating_mul(1000));
+            self.config.refresh_at_ms(iat, exp, random_unit())
         });
         st.token = token;
         st.generation += 1;

@@ -111,25 +111,22 @@ fn unix_now() -> f64 {
 /// largest jitter), minus [`ARM_EARLY`]; `None` for tokens without a readable `exp`.
 fn arm_at(config: &RefreshConfig, token: &SecretString) -> Option<f64> {
     let seen = manta_auth::inspect(token.expose_secret()).ok()?;
-    let exp = seen.claims.exp?;
+    let exp = seen.claims.exp?.saturating_mul(1000);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "unix milliseconds of now fit a u64"
+    )]
+    let iat = seen
+        .claims
+        .iat
+        .map_or_else(|| (unix_now() * 1000.0) as u64, |i| i.saturating_mul(1000));
+    // With the largest jitter: the earliest the engine's own schedule could pick.
     #[expect(
         clippy::cast_precision_loss,
-        reason = "unix seconds fit an f64 exactly for billions of years"
+        reason = "unix milliseconds fit an f64 exactly for thousands of years"
     )]
-    let (exp, iat) = (
-        exp as f64,
-        seen.claims
-            .iat
-            .map_or_else(unix_now, |i| i as f64)
-            .min(exp as f64),
-    );
-    let life = exp - iat;
-    let latest = exp - config.margin.as_secs_f64();
-    let earliest = if latest <= iat {
-        iat + life / 2.0
-    } else {
-        (iat + life * (config.refresh_fraction - config.jitter_fraction)).min(latest)
-    };
+    let earliest = config.refresh_at_ms(iat, exp, 1.0) as f64 / 1000.0;
     Some(earliest - ARM_EARLY.as_secs_f64())
 }
 

@@ -320,3 +320,29 @@ fn config_out_of_range_is_refused() {
         .to_string();
     assert!(e.contains("refresh_fraction must be in (0, 1]"), "{e}");
 }
+
+#[test]
+fn the_refresh_schedule_is_three_quarters_of_the_life_less_jitter_and_never_past_the_margin() {
+    let cfg = RefreshConfig::default();
+    let hour = 3_600_000;
+    assert_eq!(
+        cfg.refresh_at_ms(0, hour, 0.0),
+        2_700_000,
+        "75 % of an hour"
+    );
+    assert_eq!(
+        cfg.refresh_at_ms(0, hour, 1.0),
+        2_340_000,
+        "less 10 % of jitter"
+    );
+    assert_eq!(
+        cfg.refresh_at_ms(1_000, 1_000 + 100_000, 0.0),
+        1_000 + 40_000,
+        "100 s of life: at most 60 s before expiry"
+    );
+    assert_eq!(
+        cfg.refresh_at_ms(1_000, 1_000 + 30_000, 0.0),
+        1_000 + 15_000,
+        "shorter than the margin: halfway"
+    );
+}

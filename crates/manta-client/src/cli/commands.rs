@@ -209,17 +209,10 @@ fn renewal_due(token: &SecretString, config: &crate::RefreshConfig) -> bool {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let iat = seen.claims.iat.unwrap_or(now).min(exp);
-    let life = exp - iat;
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "a token lifetime in seconds times a fraction in (0, 1] fits a u64"
-    )]
-    let by_fraction = iat + (life as f64 * config.refresh_fraction) as u64;
-    let by_margin = exp.saturating_sub(config.margin.as_secs());
-    now >= by_fraction.min(by_margin)
+    let iat = seen.claims.iat.unwrap_or(now);
+    // No jitter: a command asks once, at its start, whether the token is due.
+    let due = config.refresh_at_ms(iat.saturating_mul(1000), exp.saturating_mul(1000), 0.0);
+    now.saturating_mul(1000) >= due
 }
 
 /// Renews the session with its refresh token (`RefreshSession`) and stores both new
