@@ -376,6 +376,7 @@ mod tests {
             scopes: vec![],
             session_id: None,
             expires_at: i64::MAX,
+            generation: 0,
         })
     }
 

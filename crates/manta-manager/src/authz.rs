@@ -222,7 +222,10 @@ pub fn status_of(err: &Error) -> Status {
         Error::UserExists(_) => Status::already_exists(err.to_string()),
         Error::UnknownUser(_) | Error::UnknownToken(_) => Status::not_found(err.to_string()),
         Error::Invalid { .. } | Error::InvalidScope(_) => Status::invalid_argument(err.to_string()),
-        Error::ScopeNotHeld(_) => Status::permission_denied(err.to_string()),
+        Error::ScopeNotHeld(_) | Error::Outranked { .. } | Error::ReauthenticationRequired(_) => {
+            Status::permission_denied(err.to_string())
+        }
+        Error::LastAdmin => Status::failed_precondition(err.to_string()),
         Error::AliasTaken(_) => Status::already_exists(err.to_string()),
         Error::NotFound { .. } => Status::not_found(err.to_string()),
         Error::Conflict(_) => Status::failed_precondition(err.to_string()),
@@ -383,6 +386,7 @@ static DISABLED_CALLER: LazyLock<Arc<Caller>> = LazyLock::new(|| {
         scopes: vec![crate::scopes::ADMIN.to_owned()],
         session_id: None,
         expires_at: i64::MAX,
+        generation: 0,
     })
 });
 

@@ -508,13 +508,18 @@ fn user_command(
         }
         UserCommand::Remove { name } => {
             let user = ctx.core.find_user(&name)?;
-            ctx.store().delete_user(&user.id)?;
-            writeln!(out, "removed user {} and all its tokens", user.username).map_err(io_err)
+            ctx.core.delete_user(None, &user.id)?;
+            writeln!(
+                out,
+                "removed user {} with all its sessions and tokens",
+                user.username
+            )
+            .map_err(io_err)
         }
         UserCommand::SetScopes { name, scopes } => {
             let user = ctx.core.find_user(&name)?;
             let scopes = scopes::parse_list(&scopes)?;
-            ctx.store().set_scopes(&user.id, &scopes, now_secs())?;
+            ctx.core.set_user_scopes(None, &user.id, &scopes)?;
             writeln!(out, "scopes of {}: {}", user.username, scopes.join(",")).map_err(io_err)
         }
         UserCommand::SetPassword { name } => {
@@ -523,7 +528,7 @@ fn user_command(
             ctx.core.set_password(&user.id, &password)?;
             writeln!(
                 out,
-                "password of {} set; tokens issued before now are revoked",
+                "password of {} set; every session and token issued before now has ended",
                 user.username
             )
             .map_err(io_err)
@@ -597,7 +602,7 @@ fn token_command(ctx: &Context, cmd: TokenCommand, out: &mut dyn Write) -> Resul
                 ctx.core.revoke_all_of(&u.id)?;
                 writeln!(
                     out,
-                    "revoked every token of {} issued until now",
+                    "ended every session and token of {} issued until now",
                     u.username
                 )
                 .map_err(io_err)

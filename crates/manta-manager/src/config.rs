@@ -88,6 +88,8 @@ pub struct TokenConfig {
     pub api_default_ttl_secs: u64,
     /// Longest API token lifetime.
     pub api_max_ttl_secs: u64,
+    /// How recent a password sign-in must be for its session to create API tokens.
+    pub recent_auth_secs: u64,
 }
 
 impl Default for TokenConfig {
@@ -99,6 +101,7 @@ impl Default for TokenConfig {
             session_max_secs: l.session_max.as_secs(),
             api_default_ttl_secs: l.api_default.as_secs(),
             api_max_ttl_secs: l.api_max.as_secs(),
+            recent_auth_secs: l.recent_auth.as_secs(),
         }
     }
 }
@@ -159,6 +162,8 @@ pub struct NodesConfig {
     pub renew_grace_secs: u64,
     /// Lifetime of a cluster's bootstrap token when none is asked for.
     pub bootstrap_ttl_secs: u64,
+    /// The longest lifetime a bootstrap token may be issued with.
+    pub bootstrap_max_ttl_secs: u64,
 }
 
 impl Default for NodesConfig {
@@ -170,6 +175,7 @@ impl Default for NodesConfig {
             token_ttl_secs: n.node_token_ttl.as_secs(),
             renew_grace_secs: n.renew_grace.as_secs(),
             bootstrap_ttl_secs: n.bootstrap_ttl.as_secs(),
+            bootstrap_max_ttl_secs: n.bootstrap_max_ttl.as_secs(),
         }
     }
 }
@@ -237,10 +243,18 @@ impl Config {
             session_max: Duration::from_secs(t.session_max_secs),
             api_default: Duration::from_secs(t.api_default_ttl_secs),
             api_max: Duration::from_secs(t.api_max_ttl_secs),
+            recent_auth: Duration::from_secs(t.recent_auth_secs),
         };
-        if [l.access, l.refresh, l.session_max, l.api_default, l.api_max]
-            .iter()
-            .any(Duration::is_zero)
+        if [
+            l.access,
+            l.refresh,
+            l.session_max,
+            l.api_default,
+            l.api_max,
+            l.recent_auth,
+        ]
+        .iter()
+        .any(Duration::is_zero)
         {
             return Err(Error::Config(
                 "token lifetimes in [tokens] must be above zero".into(),
@@ -277,12 +291,16 @@ impl Config {
         if n.bootstrap_ttl_secs == 0 {
             return bad("bootstrap_ttl_secs must be above zero");
         }
+        if n.bootstrap_ttl_secs > n.bootstrap_max_ttl_secs {
+            return bad("bootstrap_ttl_secs exceeds bootstrap_max_ttl_secs; lower the default");
+        }
         Ok(NodeSettings {
             heartbeat_interval: Duration::from_secs(n.heartbeat_interval_secs),
             offline_after: Duration::from_secs(n.offline_after_secs),
             node_token_ttl: Duration::from_secs(n.token_ttl_secs),
             renew_grace: Duration::from_secs(n.renew_grace_secs),
             bootstrap_ttl: Duration::from_secs(n.bootstrap_ttl_secs),
+            bootstrap_max_ttl: Duration::from_secs(n.bootstrap_max_ttl_secs),
         })
     }
 
@@ -320,7 +338,8 @@ impl Config {
             .max(t.session_max_secs)
             .max(t.access_ttl_secs)
             .max(n.token_ttl_secs.saturating_add(n.renew_grace_secs))
-            .max(n.bootstrap_ttl_secs);
+            .max(n.bootstrap_ttl_secs)
+            .max(n.bootstrap_max_ttl_secs);
         i64::try_from(longest).unwrap_or(i64::MAX / 2)
     }
 }
@@ -399,11 +418,21 @@ mod tests {
         let c = load(
             "[tokens]\napi_max_ttl_secs = 86400\napi_default_ttl_secs = 3600\n\
              session_max_secs = 86400\n[nodes]\ntoken_ttl_secs = 86400\n\
-             renew_grace_secs = 604800\n",
+             renew_grace_secs = 604800\nbootstrap_max_ttl_secs = 86400\n",
         )
         .unwrap();
         // A node token may renew up to a week after its one-day life ended.
         assert_eq!(c.key_retention_secs(), 86_400 + 604_800);
+        let c = load("[tokens]\napi_max_ttl_secs = 86400\napi_default_ttl_secs = 3600\n").unwrap();
+        assert_eq!(
+            c.key_retention_secs(),
+            30 * 86_400,
+            "a bootstrap token of the longest lifetime, and the session's maximum"
+        );
+        let err = load("[nodes]\nbootstrap_ttl_secs = 100\nbootstrap_max_ttl_secs = 50\n")
+            .and_then(|c| c.node_settings())
+            .unwrap_err();
+        assert!(err.to_string().contains("bootstrap_max_ttl_secs"), "{err}");
     }
 
     #[test]

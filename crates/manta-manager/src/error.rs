@@ -127,6 +127,25 @@ pub enum Error {
     /// where a node identity token is needed).
     #[error("permission denied: {0}")]
     NodeForbidden(&'static str),
+    /// The change would leave no user holding `admin:*`.
+    #[error(
+        "this is the last administrator (the only user holding `admin:*`); make another user an administrator first with `manta-manager user set-scopes NAME admin:*`"
+    )]
+    LastAdmin,
+    /// The caller may not change or remove a user who holds scopes the caller does not hold.
+    #[error(
+        "user {user:?} holds scope {scope:?}, which you do not hold; ask an administrator who holds it to make this change"
+    )]
+    Outranked {
+        /// The target user's name.
+        user: String,
+        /// A scope of the target that the caller lacks.
+        scope: String,
+    },
+    /// Creating an API token needs a recent interactive sign-in (a password, not a refresh
+    /// or another API token).
+    #[error("{0}")]
+    ReauthenticationRequired(String),
     /// The gRPC server could not start or stopped with an error.
     #[error("server failed: {0}; check that the address is free and reachable")]
     Server(String),

@@ -33,6 +33,10 @@ pub struct Lifetimes {
     pub api_default: Duration,
     /// The longest API token lifetime allowed.
     pub api_max: Duration,
+    /// How recent a password sign-in must be for its session to create API tokens (the
+    /// "sudo mode" of GitHub): a stolen access token, or a session kept alive by refreshes,
+    /// cannot turn itself into a long-lived credential.
+    pub recent_auth: Duration,
 }
 
 impl Default for Lifetimes {
@@ -43,6 +47,7 @@ impl Default for Lifetimes {
             session_max: Duration::from_secs(30 * 86_400),
             api_default: Duration::from_secs(90 * 86_400),
             api_max: Duration::from_secs(365 * 86_400),
+            recent_auth: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -62,6 +67,8 @@ pub struct Caller {
     pub session_id: Option<String>,
     /// The token's expiry (unix seconds).
     pub expires_at: i64,
+    /// The user generation the token was issued under ([`UserRecord::generation`]).
+    pub generation: i64,
 }
 
 impl Caller {
@@ -127,6 +134,16 @@ pub struct Core {
     callers: Mutex<HashMap<[u8; 32], CachedCaller>>,
     /// Clusters, swarms, modules and the node registry (manager part 2).
     platform: crate::platform::Platform,
+}
+
+/// What a token to issue records besides what signing decides (`jti`, `iat`, `exp`).
+struct Draft {
+    kind: TokenKind,
+    user_id: String,
+    name: Option<String>,
+    scopes: Vec<String>,
+    session_id: Option<String>,
+    generation: i64,
 }
 
 /// How many authenticated callers [`Core::authenticate`] keeps.
@@ -274,7 +291,62 @@ impl Core {
             .ok_or_else(|| Error::UnknownUser(name_or_id.to_owned()))
     }
 
-    /// Replaces a user's password and revokes every token issued before.
+    /// Replaces a user's scopes. With `actor` (the scopes of a caller of the API), the
+    /// caller must hold every scope the user holds now and every scope given; the last
+    /// administrator keeps `admin:*` whoever asks. Removed scopes stop working in live tokens
+    /// at once (each call limits a token to its user's current scopes) and refreshes mint
+    /// only current scopes; sessions go on.
+    pub fn set_user_scopes(
+        &self,
+        actor: Option<&[String]>,
+        user_id: &str,
+        next: &[String],
+    ) -> Result<()> {
+        for s in next {
+            scopes::validate(s)?;
+        }
+        if let Some(held) = actor {
+            if let Some(s) = next.iter().find(|s| !scopes::any_covers(held, s)) {
+                return Err(Error::ScopeNotHeld(s.clone()));
+            }
+            self.check_outranks(held, user_id)?;
+        }
+        if self.store.set_scopes(user_id, next, now_secs())? {
+            Ok(())
+        } else {
+            Err(Error::UnknownUser(user_id.to_owned()))
+        }
+    }
+
+    /// Deletes a user with its sessions and tokens, under the same rules as
+    /// [`Core::set_user_scopes`]. False when there was no such user.
+    pub fn delete_user(&self, actor: Option<&[String]>, user_id: &str) -> Result<bool> {
+        if let Some(held) = actor {
+            match self.check_outranks(held, user_id) {
+                Err(Error::UnknownUser(_)) => return Ok(false),
+                other => other?,
+            }
+        }
+        self.store.delete_user(user_id)
+    }
+
+    /// Nobody changes a user who holds a scope the caller does not hold: a `user:update`
+    /// holder cannot strip an administrator, nor a `user:delete` holder remove one.
+    fn check_outranks(&self, held: &[String], user_id: &str) -> Result<()> {
+        let target = self
+            .store
+            .user_by_id(user_id)?
+            .ok_or_else(|| Error::UnknownUser(user_id.to_owned()))?;
+        match target.scopes.iter().find(|s| !scopes::any_covers(held, s)) {
+            Some(scope) => Err(Error::Outranked {
+                user: target.username,
+                scope: scope.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces a user's password and ends every session and token issued before.
     pub fn set_password(&self, user_id: &str, password: &SecretString) -> Result<()> {
         check_new_password(password)?;
         let hash = hash_password(password)?;
@@ -331,16 +403,22 @@ impl Core {
             .store
             .token_state(&claims.jti)?
             .ok_or(Error::Token(TokenProblem::NotIssued))?;
+        // The record of a `jti` must be the record of this token: a holder of a shared
+        // HS256 secret who saw one token must not re-sign its `jti` under another subject,
+        // kind or lifetime.
+        if state.user_id != claims.sub
+            || state.kind != claims.kind
+            || state.expires_at != claims.exp
+        {
+            return Err(Error::Token(TokenProblem::NotIssued));
+        }
         if state.session_revoked {
             return Err(Error::Token(TokenProblem::SessionRevoked));
         }
         if state.revoked {
             return Err(Error::Token(TokenProblem::Revoked));
         }
-        if state
-            .tokens_not_before
-            .is_some_and(|nb| state.issued_at < nb)
-        {
+        if state.generation < state.user_generation {
             return Err(Error::Token(TokenProblem::SubjectRevoked));
         }
         let effective = claims
@@ -355,6 +433,7 @@ impl Core {
             scopes: effective,
             session_id: state.session_id,
             expires_at: claims.exp,
+            generation: state.generation,
         })
     }
 
@@ -412,6 +491,9 @@ impl Core {
             created_at: now,
             expires_at: now + secs(self.lifetimes.session_max),
             revoked_at: None,
+            // The generation the password was checked under: a password change that
+            // commits between the check and this session voids it.
+            generation: user.generation,
         };
         let refresh =
             SecretString::from(format!("mrt_{}", hex::encode(rand::random::<[u8; 32]>())));
@@ -438,40 +520,36 @@ impl Core {
         let end = (now + secs(self.lifetimes.access)).min(session.expires_at);
         let lifetime = Duration::from_secs(u64::try_from(end - now).unwrap_or(0).max(1));
         self.issue(
-            TokenKind::Access,
-            user,
-            None,
-            user.scopes.clone(),
-            Some(session.id.clone()),
+            Draft {
+                kind: TokenKind::Access,
+                user_id: user.id.clone(),
+                name: None,
+                scopes: user.scopes.clone(),
+                session_id: Some(session.id.clone()),
+                generation: session.generation,
+            },
             lifetime,
         )
     }
 
     /// Signs a token, then records it durably before anyone sees it: a token is never handed
     /// out unrecorded, so a crash cannot leave a valid token the store does not know.
-    fn issue(
-        &self,
-        kind: TokenKind,
-        user: &UserRecord,
-        name: Option<String>,
-        token_scopes: Vec<String>,
-        session_id: Option<String>,
-        lifetime: Duration,
-    ) -> Result<IssuedToken> {
+    fn issue(&self, draft: Draft, lifetime: Duration) -> Result<IssuedToken> {
         let signed = self
             .authority
-            .sign(kind, &user.id, &token_scopes, lifetime)?;
+            .sign(draft.kind, &draft.user_id, &draft.scopes, lifetime)?;
         let record = TokenRecord {
             jti: signed.jti,
-            user_id: user.id.clone(),
-            kind,
-            name,
-            scopes: token_scopes,
-            session_id,
+            user_id: draft.user_id,
+            kind: draft.kind,
+            name: draft.name,
+            scopes: draft.scopes,
+            session_id: draft.session_id,
             issued_at: signed.iat,
             expires_at: signed.exp,
             last_used_at: None,
             revoked_at: None,
+            generation: draft.generation,
         };
         self.store.record_token(&record)?;
         Ok(IssuedToken {
@@ -564,10 +642,66 @@ impl Core {
         self.store.record_logout(&caller.user_id, now)
     }
 
-    /// Creates an API token for `user` whose scopes must all be covered by `granter_scopes`.
+    /// Creates an API token for `user` whose scopes must all be covered by `granter_scopes`:
+    /// the operator's path (the admin CLI, the test harness), which needs no sign-in.
     pub fn create_api_token(
         &self,
         user: &UserRecord,
+        name: &str,
+        requested: Vec<String>,
+        ttl: Option<Duration>,
+        granter_scopes: &[String],
+    ) -> Result<IssuedToken> {
+        self.api_token(user, user.generation, name, requested, ttl, granter_scopes)
+    }
+
+    /// CreateApiToken: a caller creates an API token for itself. Only a session whose
+    /// password sign-in is recent may ([`Lifetimes::recent_auth`]); an API token may not, so
+    /// a stolen token of any kind cannot mint itself a year of persistence. The new token
+    /// belongs to the caller's generation: it ends with the caller's other credentials.
+    pub fn create_own_api_token(
+        &self,
+        caller: &Caller,
+        name: &str,
+        requested: Vec<String>,
+        ttl: Option<Duration>,
+    ) -> Result<IssuedToken> {
+        let Some(session_id) = caller.session_id.as_deref() else {
+            return Err(Error::ReauthenticationRequired(
+                "an API token cannot create API tokens; sign in with your password \
+                 (`manta login`) and create it from that session"
+                    .into(),
+            ));
+        };
+        let session = self
+            .store
+            .session(session_id)?
+            .ok_or(Error::Token(TokenProblem::SessionRevoked))?;
+        let age = now_secs().saturating_sub(session.created_at);
+        let limit = secs(self.lifetimes.recent_auth);
+        if age > limit {
+            return Err(Error::ReauthenticationRequired(format!(
+                "creating an API token needs a recent sign-in: this session signed in {} \
+                 minutes ago, more than {} allowed; sign in again (`manta login`) and retry",
+                age / 60,
+                (limit + 59) / 60
+            )));
+        }
+        let user = self.find_user(&caller.user_id)?;
+        self.api_token(
+            &user,
+            caller.generation,
+            name,
+            requested,
+            ttl,
+            &caller.scopes,
+        )
+    }
+
+    fn api_token(
+        &self,
+        user: &UserRecord,
+        generation: i64,
         name: &str,
         requested: Vec<String>,
         ttl: Option<Duration>,
@@ -597,11 +731,14 @@ impl Core {
             });
         }
         self.issue(
-            TokenKind::Api,
-            user,
-            Some(name.to_owned()),
-            requested,
-            None,
+            Draft {
+                kind: TokenKind::Api,
+                user_id: user.id.clone(),
+                name: Some(name.to_owned()),
+                scopes: requested,
+                session_id: None,
+                generation,
+            },
             ttl,
         )
     }
@@ -619,10 +756,10 @@ impl Core {
         }
     }
 
-    /// Revokes every token of a user issued up to now.
+    /// Ends every session, refresh token and token of a user issued up to now, exactly: a
+    /// token issued a millisecond later still works.
     pub fn revoke_all_of(&self, user_id: &str) -> Result<()> {
-        // Tokens carry whole seconds; +1 also catches tokens issued in this very second.
-        if self.store.revoke_subject_before(user_id, now_secs() + 1)? {
+        if self.store.revoke_user_credentials(user_id, now_secs())? {
             Ok(())
         } else {
             Err(Error::UnknownUser(user_id.to_owned()))
@@ -643,10 +780,13 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
+        fixture_with(SigningMode::EdDsa)
+    }
+
+    fn fixture_with(mode: SigningMode) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
-        let authority =
-            Arc::new(Authority::open(Arc::clone(&store), SigningMode::EdDsa, "t", 86_400).unwrap());
+        let authority = Arc::new(Authority::open(Arc::clone(&store), mode, "t", 86_400).unwrap());
         let (sink, writer) = crate::audit::start(Arc::clone(&store));
         let limits = SignInLimits {
             per_peer: 100,
@@ -894,6 +1034,253 @@ mod tests {
             .add_user("ok", "", None, vec!["Bad:Scope".into()])
             .unwrap_err();
         assert!(matches!(err, Error::InvalidScope(_)));
+    }
+
+    /// A user with a password and scopes, signed in once.
+    fn signed_in(f: &Fixture, name: &str, scopes: &[&str]) -> (UserRecord, NewSession) {
+        let u = f
+            .core
+            .add_user(
+                name,
+                "",
+                Some(&pw("password1")),
+                scopes.iter().map(|s| (*s).to_owned()).collect(),
+            )
+            .unwrap();
+        let s = f.core.sign_in(name, &pw("password1"), "p").unwrap();
+        (u, s)
+    }
+
+    fn refused_as(f: &Fixture, token: &SecretString, problem: TokenProblem) {
+        let err = f.core.authenticate(token.expose_secret()).unwrap_err();
+        assert!(
+            matches!(err, Error::Token(ref p) if *p == problem),
+            "{problem:?} expected: {err}"
+        );
+    }
+
+    #[test]
+    fn a_password_change_ends_every_session_refresh_token_and_token_issued_before() {
+        let f = fixture();
+        let (u, s) = signed_in(&f, "ivy", &["user:read"]);
+        let api = f
+            .core
+            .create_api_token(&u, "ci", vec![], None, &u.scopes)
+            .unwrap();
+        f.core.set_password(&u.id, &pw("password2")).unwrap();
+        // The refresh token would otherwise mint access tokens for 30 days.
+        let err = f.core.refresh_session(&s.refresh_token).unwrap_err();
+        assert!(err.to_string().contains("revoked"), "{err}");
+        refused_as(&f, &s.access_token, TokenProblem::SessionRevoked);
+        refused_as(&f, &api.token, TokenProblem::SubjectRevoked);
+        // Within the same second, what comes after the change works: the cutoff is exact.
+        let after = f.core.sign_in("ivy", &pw("password2"), "p").unwrap();
+        f.core
+            .authenticate(after.access_token.expose_secret())
+            .unwrap();
+        f.core.refresh_session(&after.refresh_token).unwrap();
+    }
+
+    #[test]
+    fn revoking_everything_of_a_user_is_exact_and_ends_refreshes() {
+        let f = fixture();
+        let (u, s) = signed_in(&f, "jay", &["user:read"]);
+        let caller = f.core.authenticate(s.access_token.expose_secret()).unwrap();
+        f.core.revoke_all_of(&u.id).unwrap();
+        assert!(f.core.refresh_session(&s.refresh_token).is_err());
+        // RefreshUserToken with an access token that authenticated just before the
+        // revocation finds its session ended.
+        let err = f.core.refresh_access(&caller).unwrap_err();
+        assert!(
+            matches!(err, Error::Token(TokenProblem::SessionRevoked)),
+            "{err}"
+        );
+        // A token created a moment later, in the same second, works.
+        let u = f.core.find_user(&u.id).unwrap();
+        let fresh = f
+            .core
+            .create_api_token(&u, "after", vec![], None, &u.scopes)
+            .unwrap();
+        f.core.authenticate(fresh.token.expose_secret()).unwrap();
+    }
+
+    #[test]
+    fn a_token_authenticated_before_a_password_change_cannot_outlive_it() {
+        let f = fixture();
+        let (_u, s) = signed_in(&f, "kat", &["user:read"]);
+        let caller = f.core.authenticate(s.access_token.expose_secret()).unwrap();
+        // The change commits between the authentication and the handler's work.
+        f.core
+            .set_password(&caller.user_id, &pw("password2"))
+            .unwrap();
+        let api = f
+            .core
+            .create_own_api_token(&caller, "late", vec![], None)
+            .unwrap();
+        refused_as(&f, &api.token, TokenProblem::SubjectRevoked);
+    }
+
+    #[test]
+    fn deleting_a_user_ends_its_refresh_tokens() {
+        let f = fixture();
+        let (u, s) = signed_in(&f, "lee", &[]);
+        assert!(f.core.delete_user(None, &u.id).unwrap());
+        assert!(f.core.refresh_session(&s.refresh_token).is_err());
+        refused_as(&f, &s.access_token, TokenProblem::NotIssued);
+        assert!(!f.core.delete_user(None, &u.id).unwrap());
+    }
+
+    #[test]
+    fn a_refresh_after_a_scope_removal_mints_only_current_scopes() {
+        let f = fixture();
+        let (u, s) = signed_in(&f, "max", &["user:read", "user:list"]);
+        f.core
+            .set_user_scopes(None, &u.id, &["user:read".into()])
+            .unwrap();
+        let next = f.core.refresh_session(&s.refresh_token).unwrap();
+        let claims = manta_auth::inspect(next.access_token.expose_secret()).unwrap();
+        let carried = claims.scopes().unwrap().to_strings();
+        assert_eq!(carried, ["user:read"]);
+        assert_eq!(
+            f.core
+                .authenticate(s.access_token.expose_secret())
+                .unwrap()
+                .scopes,
+            ["user:read"],
+            "a live token loses the scope at once"
+        );
+    }
+
+    #[test]
+    fn api_tokens_need_a_recent_password_sign_in() {
+        let f = fixture();
+        let (u, s) = signed_in(&f, "ned", &["user:read"]);
+        let caller = f.core.authenticate(s.access_token.expose_secret()).unwrap();
+        f.core
+            .create_own_api_token(&caller, "fresh", vec!["user:read".into()], None)
+            .unwrap();
+
+        // An API token cannot create another one.
+        let api = f
+            .core
+            .create_api_token(&u, "ci", vec!["user:read".into()], None, &u.scopes)
+            .unwrap();
+        let api_caller = f.core.authenticate(api.token.expose_secret()).unwrap();
+        let err = f
+            .core
+            .create_own_api_token(&api_caller, "child", vec![], None)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ReauthenticationRequired(_))
+                && err.to_string().contains("manta login"),
+            "{err}"
+        );
+
+        // A session that signed in longer ago than `recent_auth` (refreshes do not count).
+        let now = now_secs();
+        let old = SessionRecord {
+            id: new_id(),
+            user_id: u.id.clone(),
+            created_at: now - 16 * 60,
+            expires_at: now + 3600,
+            revoked_at: None,
+            generation: u.generation,
+        };
+        f.core
+            .store()
+            .create_session(&old, "d-old", now + 60)
+            .unwrap();
+        let access = f.core.issue_access(&u, &old, now).unwrap();
+        let old_caller = f.core.authenticate(access.token.expose_secret()).unwrap();
+        let err = f
+            .core
+            .create_own_api_token(&old_caller, "late", vec![], None)
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("16 minutes ago") && text.contains("more than 15"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_jti_re_signed_under_another_subject_or_expiry_is_refused() {
+        use aws_lc_rs::hmac;
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let secret = "0123456789abcdef0123456789abcdef";
+        let f = fixture_with(SigningMode::Hs256(SecretString::from(secret)));
+        let (_alice, s) = signed_in(&f, "alice", &["user:read"]);
+        let root = f
+            .core
+            .add_user("root", "", None, vec![scopes::ADMIN.into()])
+            .unwrap();
+        // What a holder of the shared secret can do with one of alice's tokens.
+        let forge = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let token = s.access_token.expose_secret();
+            let mut parts = token.split('.');
+            let header = parts.next().unwrap();
+            let mut claims: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap())
+                    .unwrap();
+            edit(&mut claims);
+            let body = format!(
+                "{header}.{}",
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+            );
+            let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+            let sig = URL_SAFE_NO_PAD.encode(hmac::sign(&key, body.as_bytes()));
+            SecretString::from(format!("{body}.{sig}"))
+        };
+        // The forger's tool works: an unchanged re-signature is accepted.
+        let same = forge(&|_| {});
+        f.core.authenticate(same.expose_secret()).unwrap();
+        let as_root = forge(&|c| c["sub"] = root.id.clone().into());
+        refused_as(&f, &as_root, TokenProblem::NotIssued);
+        let longer = forge(&|c| c["exp"] = (c["exp"].as_i64().unwrap() + 3600).into());
+        refused_as(&f, &longer, TokenProblem::NotIssued);
+    }
+
+    #[test]
+    fn nobody_changes_or_removes_a_user_who_holds_more_than_they_do() {
+        let f = fixture();
+        let root = f
+            .core
+            .add_user("root", "", None, vec![scopes::ADMIN.into()])
+            .unwrap();
+        let helpdesk: Vec<String> = vec!["user:update".into(), "user:delete".into()];
+        let err = f
+            .core
+            .set_user_scopes(Some(&helpdesk), &root.id, &[])
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Outranked { ref user, ref scope } if user == "root" && scope == "admin:*"),
+            "{err}"
+        );
+        let err = f.core.delete_user(Some(&helpdesk), &root.id).unwrap_err();
+        assert!(matches!(err, Error::Outranked { .. }), "{err}");
+        assert_eq!(f.core.find_user("root").unwrap().scopes, ["admin:*"]);
+        // Granting what one does not hold is refused too.
+        let plain = f.core.add_user("plain", "", None, vec![]).unwrap();
+        let err = f
+            .core
+            .set_user_scopes(Some(&helpdesk), &plain.id, &["cluster:*".into()])
+            .unwrap_err();
+        assert!(matches!(err, Error::ScopeNotHeld(_)), "{err}");
+        f.core
+            .set_user_scopes(Some(&helpdesk), &plain.id, &["user:update".into()])
+            .unwrap();
+        // The root itself, the last administrator, cannot step down.
+        let admin = vec![scopes::ADMIN.to_owned()];
+        let err = f
+            .core
+            .set_user_scopes(Some(&admin), &root.id, &["user:read".into()])
+            .unwrap_err();
+        assert!(matches!(err, Error::LastAdmin), "{err}");
+        assert!(matches!(
+            f.core.delete_user(None, &root.id),
+            Err(Error::LastAdmin)
+        ));
     }
 
     #[test]

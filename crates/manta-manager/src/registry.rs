@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::keys::{Authority, TokenProblem};
-use crate::store::{ClusterRecord, NodeRecord, Store, now_secs};
+use crate::store::{ClusterRecord, DataVersion, NodeRecord, Store, now_secs};
 
 /// Why a node token whose node is no longer registered is refused, and what to do.
 const NODE_REMOVED: &str = "revoked node token: this node was removed from the registry; \
@@ -38,6 +38,9 @@ pub struct NodeSettings {
     pub renew_grace: Duration,
     /// Lifetime of the bootstrap token shown in a cluster's `jwt_token`.
     pub bootstrap_ttl: Duration,
+    /// The longest lifetime a bootstrap token may be issued with: a bootstrap token admits
+    /// any number of nodes, so it must not become a permanent key to the cluster.
+    pub bootstrap_max_ttl: Duration,
 }
 
 impl Default for NodeSettings {
@@ -48,6 +51,7 @@ impl Default for NodeSettings {
             node_token_ttl: Duration::from_secs(12 * 3600),
             renew_grace: Duration::from_secs(7 * 86_400),
             bootstrap_ttl: Duration::from_secs(86_400),
+            bootstrap_max_ttl: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -149,6 +153,11 @@ struct Live {
     fixed_alias: bool,
     issued_version: u64,
     last_seen: Option<i64>,
+    /// The store's data version under which the node's row was last seen to exist. While
+    /// the store reports the same version nothing was committed since, so the row is still
+    /// there; any commit (such as `manta-manager node remove` in another process) makes the
+    /// next call of this node read its row again.
+    confirmed: Option<DataVersion>,
 }
 
 #[derive(Debug, Default)]
@@ -201,6 +210,15 @@ pub fn check_alias(alias: &str) -> Result<()> {
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+/// `30 days`, `12 hours`, `90 seconds`: a limit as an operator would write it.
+fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s => format!("{s} seconds"),
+    }
 }
 
 fn refused(problem: TokenProblem) -> Error {
@@ -267,6 +285,7 @@ impl Registry {
                 fixed_alias: n.fixed_alias,
                 issued_version: n.issued_version,
                 last_seen,
+                confirmed: None,
             },
         );
     }
@@ -292,6 +311,16 @@ impl Registry {
             return Err(Error::Invalid {
                 field: "lifetime",
                 reason: "give the bootstrap token a lifetime of at least one second".into(),
+            });
+        }
+        if ttl > self.settings.bootstrap_max_ttl {
+            return Err(Error::Invalid {
+                field: "lifetime",
+                reason: format!(
+                    "a bootstrap token lives at most {} (nodes.bootstrap_max_ttl_secs); choose \
+                     a shorter --ttl and issue a new token when it ends",
+                    human_secs(self.settings.bootstrap_max_ttl.as_secs())
+                ),
             });
         }
         let mut request =
@@ -381,6 +410,7 @@ impl Registry {
                 ));
             }
         }
+        self.confirm_registered(&node_id)?;
         let mut state = self.state()?;
         let Some(live) = state.nodes.get(&node_id) else {
             return Err(Error::NodeRefused(NODE_REMOVED));
@@ -416,6 +446,38 @@ impl Registry {
             expires_at: exp,
             token_id,
         })
+    }
+
+    /// Makes sure the node's row still exists, reading it only when the store changed since
+    /// it was last confirmed: a removal by another process takes effect on the node's very
+    /// next call, not at the next flush, at the cost of one keyed read per node per change.
+    fn confirm_registered(&self, node_id: &str) -> Result<()> {
+        // Read the version before the row: a commit in between only causes another read.
+        let version = self.store.data_version();
+        {
+            let state = self.state()?;
+            match state.nodes.get(node_id) {
+                None => return Err(Error::NodeRefused(NODE_REMOVED)),
+                Some(live) if version.is_some() && live.confirmed == version => return Ok(()),
+                Some(_) => {}
+            }
+        }
+        let row = self.store.node(node_id)?;
+        let mut state = self.state()?;
+        let Some(live) = state.nodes.get_mut(node_id) else {
+            return Err(Error::NodeRefused(NODE_REMOVED));
+        };
+        match row {
+            Some(r) if r.cluster_id == live.cluster_id => {
+                live.issued_version = live.issued_version.max(r.issued_version);
+                live.confirmed = version;
+                Ok(())
+            }
+            _ => {
+                Self::forget(&mut state, node_id);
+                Err(Error::NodeRefused(NODE_REMOVED))
+            }
+        }
     }
 
     /// Signs a node token expiring strictly after `after` (the published node refuses a
@@ -669,7 +731,8 @@ impl Registry {
         }
     }
 
-    /// Removes a node: its tokens stop working at once. False when there was none.
+    /// Removes a node: its tokens stop working at once, here and in every manager process on
+    /// the same store (see `confirm_registered`). False when there was none.
     pub fn remove(&self, node_id: &str) -> Result<bool> {
         let removed = self.store.delete_node(node_id)?;
         let mut state = self.state()?;
@@ -807,7 +870,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_removed_by_another_process_stops_working_after_the_next_flush() {
+    fn a_node_removed_by_another_process_stops_working_at_once() {
         let f = fixture(NodeSettings::default());
         let n = join(&f, Some("edge-3"));
         let token = n.token.expose_secret();
@@ -817,7 +880,6 @@ mod tests {
         // What `manta-manager node remove` does from another process: the row goes, this
         // registry's memory does not know yet.
         assert!(f.store.delete_node(&n.node_id).unwrap());
-        f.registry.flush().unwrap();
         let err = f
             .registry
             .authenticate(token, NodeAccess::Identity)
@@ -825,6 +887,22 @@ mod tests {
         assert!(err.to_string().contains("removed"), "{err}");
         // Its alias is free again.
         join(&f, Some("edge-3"));
+    }
+
+    #[test]
+    fn bootstrap_tokens_have_a_maximum_lifetime() {
+        let f = fixture(NodeSettings::default());
+        let err = f
+            .registry
+            .issue_bootstrap(&f.cluster, Duration::from_secs(99_999 * 86_400))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("at most 30 days") && err.to_string().contains("--ttl"),
+            "{err}"
+        );
+        f.registry
+            .issue_bootstrap(&f.cluster, Duration::from_secs(30 * 86_400))
+            .unwrap();
     }
 
     #[test]

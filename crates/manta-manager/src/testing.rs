@@ -183,6 +183,20 @@ impl TestManager {
         SecretString::from(issued.token.expose_secret().to_owned())
     }
 
+    /// A session access token for a user with a password, as SignIn would give: what a
+    /// call that needs a recent sign-in (CreateApiToken) must present.
+    ///
+    /// # Panics
+    ///
+    /// When the user name or password is wrong.
+    pub fn session_token(&self, user: &str, password: &str) -> SecretString {
+        let session = self
+            .core
+            .sign_in(user, &SecretString::from(password), "test")
+            .expect("sign in to the test manager");
+        SecretString::from(session.access_token.expose_secret().to_owned())
+    }
+
     /// Stops the server gracefully and waits for it.
     ///
     /// # Panics

@@ -111,8 +111,7 @@ impl TokenService for TokenApi {
         let req = request.into_inner();
         let ttl = (req.ttl_seconds > 0).then(|| Duration::from_secs(req.ttl_seconds));
         let issued = run(&self.core, move |core| {
-            let user = core.find_user(&caller.user_id)?;
-            core.create_api_token(&user, &req.name, req.scopes, ttl, &caller.scopes)
+            core.create_own_api_token(&caller, &req.name, req.scopes, ttl)
         })
         .await?;
         Ok(Response::new(CreateApiTokenResponse {

@@ -189,16 +189,27 @@ impl UserManagement for UserApi {
         let caller = caller(&request)?;
         let id = request.get_ref().user_id.clone();
         let target = id.clone();
-        let deleted = run(&self.core, move |core| core.store().delete_user(&target)).await?;
+        let held = caller.scopes.clone();
+        let deleted = run(&self.core, move |core| {
+            core.delete_user(Some(&held), &target)
+        })
+        .await;
+        let reason = match &deleted {
+            Ok(true) => "deleted".to_owned(),
+            Ok(false) => "no such user".to_owned(),
+            Err(s) => format!("refused: {:?}", s.code()),
+        };
+        let allowed = matches!(deleted, Ok(true));
         audit_resource(
             &self.core,
             &request,
             DELETE_USER,
             &caller,
             &id,
-            deleted,
-            if deleted { "deleted" } else { "no such user" },
+            allowed,
+            &reason,
         );
+        let deleted = deleted?;
         if !deleted {
             return Err(not_found_user(&id));
         }
@@ -237,27 +248,31 @@ impl UserManagement for UserApi {
         let caller = caller(&request)?;
         let id = request.get_ref().user_id.clone();
         let wanted = scopes::scopes_of(&permissions_from(&request.get_ref().permissions)?);
-        if let Some(s) = wanted.iter().find(|s| !caller.has(s)) {
-            return Err(crate::authz::status_of(&Error::ScopeNotHeld(s.clone())));
-        }
         let target = id.clone();
+        let held = caller.scopes.clone();
         let updated = run(&self.core, move |core| {
-            core.store().set_scopes(&target, &wanted, now_secs())
+            match core.set_user_scopes(Some(&held), &target, &wanted) {
+                Err(Error::UnknownUser(_)) => Ok(false),
+                other => other.map(|()| true),
+            }
         })
-        .await?;
+        .await;
+        let reason = match &updated {
+            Ok(true) => "permissions replaced".to_owned(),
+            Ok(false) => "no such user".to_owned(),
+            Err(s) => format!("refused: {:?}", s.code()),
+        };
+        let allowed = matches!(updated, Ok(true));
         audit_resource(
             &self.core,
             &request,
             UPDATE_AUTHZ,
             &caller,
             &id,
-            updated,
-            if updated {
-                "permissions replaced"
-            } else {
-                "no such user"
-            },
+            allowed,
+            &reason,
         );
+        let updated = updated?;
         if !updated {
             return Err(not_found_user(&id));
         }

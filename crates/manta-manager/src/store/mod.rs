@@ -37,8 +37,14 @@ pub struct UserRecord {
     pub password_changed_at: Option<i64>,
     /// Unix seconds of the last scope change.
     pub scopes_updated_at: i64,
-    /// Tokens of this user issued before this instant (unix seconds) are revoked.
+    /// When everything issued to this user was last ended (unix seconds), for display; the
+    /// check itself is [`UserRecord::generation`].
     pub tokens_not_before: Option<i64>,
+    /// The user's credential generation. Every session and token records the generation it
+    /// was issued under; a password change, `token revoke --user U --all` or a deletion
+    /// increments it inside the same transaction, which ends everything issued before,
+    /// exactly, whatever the clock says.
+    pub generation: i64,
 }
 
 /// A user to create.
@@ -105,19 +111,30 @@ pub struct TokenRecord {
     pub last_used_at: Option<i64>,
     /// Unix seconds of revocation.
     pub revoked_at: Option<i64>,
+    /// The user's [`UserRecord::generation`] the token was issued under.
+    pub generation: i64,
 }
 
 /// What the authorization layer needs to know about a presented token, in one lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenState {
+    /// The subject the token was recorded for; a token whose `sub` differs was not issued
+    /// as presented.
+    pub user_id: String,
+    /// Access or API token, as recorded.
+    pub kind: TokenKind,
+    /// The expiry recorded at issue (unix seconds); it must equal the token's `exp`.
+    pub expires_at: i64,
     /// The token was revoked by id.
     pub revoked: bool,
     /// Its session was revoked (logout, reuse detection).
     pub session_revoked: bool,
     /// When the token was issued (unix seconds).
     pub issued_at: i64,
-    /// The subject's "revoke everything issued before" instant.
-    pub tokens_not_before: Option<i64>,
+    /// The user generation the token was issued under.
+    pub generation: i64,
+    /// The user's current generation: the token is void when it is newer than the token's.
+    pub user_generation: i64,
     /// The subject's current scopes: a token never grants more than its user holds now.
     pub user_scopes: Vec<String>,
     /// The session of an access token.
@@ -137,6 +154,9 @@ pub struct SessionRecord {
     pub expires_at: i64,
     /// Unix seconds of revocation.
     pub revoked_at: Option<i64>,
+    /// The user's [`UserRecord::generation`] at sign-in; a newer user generation ends the
+    /// session, its refresh tokens and its access tokens.
+    pub generation: i64,
 }
 
 /// The result of presenting a refresh token.
@@ -150,7 +170,8 @@ pub enum RefreshOutcome {
     Unknown,
     /// The token or its session expired.
     Expired,
-    /// The session was revoked earlier.
+    /// The session was revoked earlier, or ended with its user's credentials (a password
+    /// change, a revocation of everything of the user).
     Revoked,
 }
 
@@ -240,11 +261,14 @@ pub trait Store: PlatformStore + Send + Sync + 'static {
     fn credentials(&self, username: &str) -> Result<Option<(UserRecord, Option<String>)>>;
     /// All users, by name.
     fn list_users(&self) -> Result<Vec<UserRecord>>;
-    /// Deletes a user with its tokens and sessions; false when there was none.
+    /// Deletes a user with its tokens and sessions; false when there was none. Refuses with
+    /// [`crate::Error::LastAdmin`] to delete the last holder of `admin:*`, atomically.
     fn delete_user(&self, id: &str) -> Result<bool>;
-    /// Replaces a user's scopes; false when there is no such user.
+    /// Replaces a user's scopes; false when there is no such user. Refuses with
+    /// [`crate::Error::LastAdmin`] to take `admin:*` from its last holder, atomically.
     fn set_scopes(&self, id: &str, scopes: &[String], now: i64) -> Result<bool>;
-    /// Replaces a user's password hash and revokes the tokens issued before `now`.
+    /// Replaces a user's password hash and, in the same transaction, ends every session and
+    /// token of the user issued before (see [`UserRecord::generation`]).
     fn set_password(&self, id: &str, hash: &str, now: i64) -> Result<bool>;
     /// Records a successful sign-in.
     fn record_login(&self, id: &str, now: i64) -> Result<()>;
@@ -267,8 +291,9 @@ pub trait Store: PlatformStore + Send + Sync + 'static {
     ) -> Result<Vec<TokenRecord>>;
     /// Durably revokes a token by id; false when there is no such token.
     fn revoke_token(&self, jti: &str, now: i64) -> Result<bool>;
-    /// Durably revokes every token of a user issued before `before`.
-    fn revoke_subject_before(&self, user_id: &str, before: i64) -> Result<bool>;
+    /// Durably ends every session and token of a user issued so far (the user's generation
+    /// moves on); false when there is no such user.
+    fn revoke_user_credentials(&self, user_id: &str, now: i64) -> Result<bool>;
     /// Records last use of tokens, in bulk (not durable: a crash loses a few seconds).
     fn touch_tokens(&self, uses: &[(String, i64)]) -> Result<()>;
 
@@ -279,7 +304,8 @@ pub trait Store: PlatformStore + Send + Sync + 'static {
         refresh_digest: &str,
         refresh_expires_at: i64,
     ) -> Result<()>;
-    /// Presents a refresh token: rotates it, or detects reuse and revokes the family.
+    /// Presents a refresh token: rotates it, or detects reuse and revokes the family. A
+    /// session of an older user generation is revoked and reported as such.
     fn rotate_refresh(
         &self,
         digest: &str,

@@ -102,6 +102,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE audit ADD COLUMN last_at_ms INTEGER;
     ",
+    // 4: exact cutoffs. A per-user generation replaces the whole-second `tokens_not_before`
+    // check; what the old check revoked is marked revoked here, so nothing comes back.
+    "
+    ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tokens ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    UPDATE tokens SET revoked_at = COALESCE(revoked_at,
+            (SELECT u.tokens_not_before FROM users u WHERE u.id = tokens.user_id))
+        WHERE issued_at < (SELECT u.tokens_not_before FROM users u WHERE u.id = tokens.user_id);
+    UPDATE sessions SET revoked_at = COALESCE(revoked_at,
+            (SELECT u.tokens_not_before FROM users u WHERE u.id = sessions.user_id))
+        WHERE created_at < (SELECT u.tokens_not_before FROM users u WHERE u.id = sessions.user_id);
+    ",
 ];
 
 /// How many reader connections serve lookups beside the writer.
@@ -284,7 +297,7 @@ fn split_words(s: &str) -> Vec<String> {
 }
 
 const USER_COLUMNS: &str = "id, username, email, scopes, created_at, updated_at, last_login, \
-    last_logout, password_changed_at, scopes_updated_at, tokens_not_before";
+    last_logout, password_changed_at, scopes_updated_at, tokens_not_before, generation";
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -299,11 +312,12 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         password_changed_at: row.get(8)?,
         scopes_updated_at: row.get(9)?,
         tokens_not_before: row.get(10)?,
+        generation: row.get(11)?,
     })
 }
 
-const TOKEN_COLUMNS: &str =
-    "jti, user_id, kind, name, scopes, session_id, issued_at, expires_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str = "jti, user_id, kind, name, scopes, session_id, issued_at, expires_at, \
+    last_used_at, revoked_at, generation";
 
 fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
@@ -317,10 +331,11 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
         expires_at: row.get(7)?,
         last_used_at: row.get(8)?,
         revoked_at: row.get(9)?,
+        generation: row.get(10)?,
     })
 }
 
-const SESSION_COLUMNS: &str = "id, user_id, created_at, expires_at, revoked_at";
+const SESSION_COLUMNS: &str = "id, user_id, created_at, expires_at, revoked_at, generation";
 
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -329,6 +344,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> 
         created_at: row.get(2)?,
         expires_at: row.get(3)?,
         revoked_at: row.get(4)?,
+        generation: row.get(5)?,
     })
 }
 
@@ -381,6 +397,7 @@ impl Store for SqliteStore {
             password_changed_at: user.password_hash.map(|_| now),
             scopes_updated_at: now,
             tokens_not_before: None,
+            generation: 0,
         })
     }
 
@@ -397,7 +414,7 @@ impl Store for SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"
             ))?
-            .query_row([username], |row| Ok((user_from_row(row)?, row.get(11)?)))
+            .query_row([username], |row| Ok((user_from_row(row)?, row.get(12)?)))
             .optional()
         })
     }
@@ -413,30 +430,49 @@ impl Store for SqliteStore {
     }
 
     fn delete_user(&self, id: &str) -> Result<bool> {
-        self.write(|c| c.execute("DELETE FROM users WHERE id = ?1", [id]))
-            .map(|n| n > 0)
+        let outcome = self.write(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if would_leave_no_admin(&tx, id, None)? {
+                return Ok(Guarded::LastAdmin);
+            }
+            let n = tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            tx.commit()?;
+            Ok(Guarded::Done(n > 0))
+        })?;
+        outcome.into_result()
     }
 
     fn set_scopes(&self, id: &str, scopes: &[String], now: i64) -> Result<bool> {
-        self.write(|c| {
-            c.execute(
+        let outcome = self.write(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if would_leave_no_admin(&tx, id, Some(scopes))? {
+                return Ok(Guarded::LastAdmin);
+            }
+            let n = tx.execute(
                 "UPDATE users SET scopes = ?2, scopes_updated_at = ?3, updated_at = ?3 \
                  WHERE id = ?1",
                 params![id, join_words(scopes), now],
-            )
-        })
-        .map(|n| n > 0)
+            )?;
+            tx.commit()?;
+            Ok(Guarded::Done(n > 0))
+        })?;
+        outcome.into_result()
     }
 
     fn set_password(&self, id: &str, hash: &str, now: i64) -> Result<bool> {
         self.write(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
                 "UPDATE users SET password_hash = ?2, password_changed_at = ?3, \
-                 updated_at = ?3, tokens_not_before = ?3 WHERE id = ?1",
+                 updated_at = ?3 WHERE id = ?1",
                 params![id, hash, now],
-            )
+            )?;
+            if n > 0 {
+                end_user_credentials_tx(&tx, id, now)?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
         })
-        .map(|n| n > 0)
     }
 
     fn record_login(&self, id: &str, now: i64) -> Result<()> {
@@ -464,7 +500,7 @@ impl Store for SqliteStore {
             c.execute(
                 &format!(
                     "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ),
                 params![
                     t.jti,
@@ -476,7 +512,8 @@ impl Store for SqliteStore {
                     t.issued_at,
                     t.expires_at,
                     t.last_used_at,
-                    t.revoked_at
+                    t.revoked_at,
+                    t.generation
                 ],
             )
         })
@@ -487,7 +524,8 @@ impl Store for SqliteStore {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT t.revoked_at IS NOT NULL, s.revoked_at IS NOT NULL, t.issued_at, \
-                 u.tokens_not_before, u.scopes, t.session_id FROM tokens t JOIN users u ON u.id = t.user_id \
+                 t.generation, u.generation, u.scopes, t.session_id, t.user_id, t.kind, \
+                 t.expires_at FROM tokens t JOIN users u ON u.id = t.user_id \
                  LEFT JOIN sessions s ON s.id = t.session_id WHERE t.jti = ?1",
             )?
             .query_row([jti], |row| {
@@ -495,9 +533,13 @@ impl Store for SqliteStore {
                     revoked: row.get(0)?,
                     session_revoked: row.get::<_, Option<bool>>(1)?.unwrap_or(false),
                     issued_at: row.get(2)?,
-                    tokens_not_before: row.get(3)?,
-                    user_scopes: split_words(&row.get::<_, String>(4)?),
-                    session_id: row.get(5)?,
+                    generation: row.get(3)?,
+                    user_generation: row.get(4)?,
+                    user_scopes: split_words(&row.get::<_, String>(5)?),
+                    session_id: row.get(6)?,
+                    user_id: row.get(7)?,
+                    kind: TokenKind::parse(&row.get::<_, String>(8)?),
+                    expires_at: row.get(9)?,
                 })
             })
             .optional()
@@ -525,7 +567,7 @@ impl Store for SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {TOKEN_COLUMNS} FROM tokens t WHERE (?1 IS NULL OR user_id = ?1) \
                  AND (?2 IS NULL OR kind = ?2) AND (?3 OR (revoked_at IS NULL \
-                 AND expires_at > ?4 AND issued_at >= COALESCE((SELECT tokens_not_before \
+                 AND expires_at > ?4 AND generation >= COALESCE((SELECT generation \
                  FROM users u WHERE u.id = t.user_id), 0))) ORDER BY issued_at DESC, jti"
             ))?
             .query_map(
@@ -546,15 +588,13 @@ impl Store for SqliteStore {
         .map(|n| n > 0)
     }
 
-    fn revoke_subject_before(&self, user_id: &str, before: i64) -> Result<bool> {
+    fn revoke_user_credentials(&self, user_id: &str, now: i64) -> Result<bool> {
         self.write(|c| {
-            c.execute(
-                "UPDATE users SET tokens_not_before = MAX(COALESCE(tokens_not_before, 0), ?2) \
-                 WHERE id = ?1",
-                params![user_id, before],
-            )
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found = end_user_credentials_tx(&tx, user_id, now)?;
+            tx.commit()?;
+            Ok(found)
         })
-        .map(|n| n > 0)
     }
 
     fn touch_tokens(&self, uses: &[(String, i64)]) -> Result<()> {
@@ -587,8 +627,17 @@ impl Store for SqliteStore {
         self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
-                &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-                params![s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at],
+                &format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![
+                    s.id,
+                    s.user_id,
+                    s.created_at,
+                    s.expires_at,
+                    s.revoked_at,
+                    s.generation
+                ],
             )?;
             tx.execute(
                 "INSERT INTO refresh_tokens (digest, session_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -610,8 +659,9 @@ impl Store for SqliteStore {
             let found = tx
                 .query_row(
                     &format!(
-                        "SELECT r.expires_at, r.used_at, {} FROM refresh_tokens r \
-                         JOIN sessions s ON s.id = r.session_id WHERE r.digest = ?1",
+                        "SELECT r.expires_at, r.used_at, u.generation, {} FROM refresh_tokens r \
+                         JOIN sessions s ON s.id = r.session_id \
+                         JOIN users u ON u.id = s.user_id WHERE r.digest = ?1",
                         SESSION_COLUMNS
                             .split(", ")
                             .map(|col| format!("s.{col}"))
@@ -622,21 +672,31 @@ impl Store for SqliteStore {
                     |row| {
                         let expires: i64 = row.get(0)?;
                         let used: Option<i64> = row.get(1)?;
+                        let user_generation: i64 = row.get(2)?;
                         let session = SessionRecord {
-                            id: row.get(2)?,
-                            user_id: row.get(3)?,
-                            created_at: row.get(4)?,
-                            expires_at: row.get(5)?,
-                            revoked_at: row.get(6)?,
+                            id: row.get(3)?,
+                            user_id: row.get(4)?,
+                            created_at: row.get(5)?,
+                            expires_at: row.get(6)?,
+                            revoked_at: row.get(7)?,
+                            generation: row.get(8)?,
                         };
-                        Ok((expires, used, session))
+                        Ok((expires, used, user_generation, session))
                     },
                 )
                 .optional()?;
-            let Some((expires, used, session)) = found else {
+            let Some((expires, used, user_generation, session)) = found else {
                 return Ok(RefreshOutcome::Unknown);
             };
             if session.revoked_at.is_some() {
+                return Ok(RefreshOutcome::Revoked);
+            }
+            if session.generation < user_generation {
+                // The user's credentials were ended after this session began (a password
+                // change, a revocation of everything); a session missed by that sweep, such
+                // as one created concurrently, ends here.
+                revoke_session_tx(&tx, &session.id, now)?;
+                tx.commit()?;
                 return Ok(RefreshOutcome::Revoked);
             }
             if used.is_some() {
@@ -669,7 +729,7 @@ impl Store for SqliteStore {
     fn session_of_refresh(&self, digest: &str) -> Result<Option<SessionRecord>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at \
+                "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.generation \
                  FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.digest = ?1",
             )?
             .query_row([digest], session_from_row)
@@ -804,6 +864,73 @@ impl Store for SqliteStore {
     }
 }
 
+/// What a write guarded by the last-administrator rule did.
+enum Guarded {
+    Done(bool),
+    LastAdmin,
+}
+
+impl Guarded {
+    fn into_result(self) -> Result<bool> {
+        match self {
+            Guarded::Done(found) => Ok(found),
+            Guarded::LastAdmin => Err(Error::LastAdmin),
+        }
+    }
+}
+
+/// Whether replacing the scopes of `id` by `next` (or deleting it, with `None`) would leave
+/// no user holding `admin:*`. Read inside the write transaction, so two concurrent demotions
+/// of the last two administrators cannot both pass.
+fn would_leave_no_admin(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    next: Option<&[String]>,
+) -> rusqlite::Result<bool> {
+    if next.is_some_and(|s| s.iter().any(|s| s == crate::scopes::ADMIN)) {
+        return Ok(false);
+    }
+    let holds = |scopes: &str| {
+        split_words(scopes)
+            .iter()
+            .any(|s| s == crate::scopes::ADMIN)
+    };
+    let target: Option<String> = tx
+        .query_row("SELECT scopes FROM users WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    if !target.as_deref().is_some_and(holds) {
+        return Ok(false);
+    }
+    let mut others = tx.prepare_cached("SELECT scopes FROM users WHERE id != ?1")?;
+    let mut rows = others.query([id])?;
+    while let Some(row) = rows.next()? {
+        if holds(&row.get::<_, String>(0)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Ends everything issued to a user so far: the generation moves on (which voids every
+/// token and session recorded under an older one) and the user's sessions are marked
+/// revoked, so listings show them ended. False when there is no such user.
+fn end_user_credentials_tx(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "UPDATE users SET generation = generation + 1, \
+         tokens_not_before = MAX(COALESCE(tokens_not_before, 0), ?2) WHERE id = ?1",
+        params![user_id, now],
+    )?;
+    tx.execute(
+        "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE user_id = ?1",
+        params![user_id, now],
+    )?;
+    Ok(n > 0)
+}
+
 fn revoke_session_tx(tx: &rusqlite::Transaction<'_>, id: &str, now: i64) -> rusqlite::Result<bool> {
     let n = tx.execute(
         "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
@@ -896,6 +1023,7 @@ mod tests {
             expires_at: issued_at + 3600,
             last_used_at: None,
             revoked_at: None,
+            generation: 0,
         }
     }
 
@@ -964,6 +1092,7 @@ mod tests {
             created_at: now,
             expires_at: now + 1000,
             revoked_at: None,
+            generation: 0,
         };
         s.create_session(&session, "d1", now + 1000).unwrap();
         s.record_token(&token(&u.id, "a", Some(&session.id), now))
@@ -981,11 +1110,117 @@ mod tests {
         let a = s.token_state("a").unwrap().unwrap();
         assert!(a.session_revoked && a.revoked);
 
-        s.revoke_subject_before(&u.id, now + 5).unwrap();
+        assert!(s.revoke_user_credentials(&u.id, now).unwrap());
+        let a = s.token_state("a").unwrap().unwrap();
+        assert_eq!((a.generation, a.user_generation), (0, 1));
         assert_eq!(
-            s.token_state("a").unwrap().unwrap().tokens_not_before,
-            Some(now + 5)
+            (a.user_id.as_str(), a.expires_at),
+            (u.id.as_str(), now + 3600)
         );
+        assert!(!s.revoke_user_credentials("nobody", now).unwrap());
+    }
+
+    #[test]
+    fn ending_a_users_credentials_ends_its_sessions_whatever_the_clock_says() {
+        let (_d, s) = store();
+        let u = user(&s, "nia");
+        let now = now_secs();
+        let session = SessionRecord {
+            id: new_id(),
+            user_id: u.id.clone(),
+            created_at: now,
+            expires_at: now + 1000,
+            revoked_at: None,
+            generation: 0,
+        };
+        s.create_session(&session, "r1", now + 500).unwrap();
+        // A password change at the very second the session was created still ends it.
+        assert!(s.set_password(&u.id, "$argon2id$fake", now).unwrap());
+        assert_eq!(
+            s.rotate_refresh("r1", "r2", now + 500, now).unwrap(),
+            RefreshOutcome::Revoked
+        );
+        // A session started concurrently under the old generation is ended by the refresh
+        // check itself, even though no sweep marked it.
+        let late = SessionRecord {
+            id: new_id(),
+            ..session
+        };
+        s.create_session(&late, "r3", now + 500).unwrap();
+        assert_eq!(
+            s.rotate_refresh("r3", "r4", now + 500, now).unwrap(),
+            RefreshOutcome::Revoked
+        );
+        assert!(s.session(&late.id).unwrap().unwrap().revoked_at.is_some());
+        // One under the current generation works.
+        let current = SessionRecord {
+            id: new_id(),
+            generation: 1,
+            ..late
+        };
+        s.create_session(&current, "r5", now + 500).unwrap();
+        assert!(matches!(
+            s.rotate_refresh("r5", "r6", now + 500, now).unwrap(),
+            RefreshOutcome::Rotated(_)
+        ));
+    }
+
+    #[test]
+    fn the_last_administrator_can_be_neither_demoted_nor_deleted() {
+        let (_d, s) = store();
+        let admin = user(&s, "root");
+        let admin_scopes = vec!["admin:*".to_owned()];
+        assert!(s.set_scopes(&admin.id, &admin_scopes, 1).unwrap());
+        for err in [
+            s.set_scopes(&admin.id, &["user:read".into()], 2)
+                .unwrap_err(),
+            s.delete_user(&admin.id).unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::LastAdmin), "{err}");
+        }
+        assert_eq!(
+            s.user_by_id(&admin.id).unwrap().unwrap().scopes,
+            admin_scopes
+        );
+        // With a second administrator, either may go.
+        let other = user(&s, "deputy");
+        s.set_scopes(&other.id, &admin_scopes, 3).unwrap();
+        assert!(s.set_scopes(&admin.id, &[], 4).unwrap());
+        assert!(matches!(s.delete_user(&other.id), Err(Error::LastAdmin)));
+        // Non-administrators are unaffected, and a missing user is just missing.
+        let plain = user(&s, "plain");
+        assert!(s.delete_user(&plain.id).unwrap());
+        assert!(!s.delete_user("nobody").unwrap());
+    }
+
+    #[test]
+    fn whole_second_cutoffs_of_an_older_store_stay_in_force_after_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        {
+            // A version-3 store: the old schema, with a cutoff at 200.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, username, created_at, updated_at, scopes_updated_at, \
+                 tokens_not_before) VALUES ('u1', 'old', 1, 1, 1, 200);
+                 INSERT INTO sessions VALUES ('s-old', 'u1', 150, 9999999999, NULL);
+                 INSERT INTO sessions VALUES ('s-new', 'u1', 250, 9999999999, NULL);
+                 INSERT INTO tokens VALUES ('t-old', 'u1', 'api', 'n', '', NULL, 199, \
+                 9999999999, NULL, NULL);
+                 INSERT INTO tokens VALUES ('t-new', 'u1', 'api', 'n', '', NULL, 200, \
+                 9999999999, NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(s.token_state("t-old").unwrap().unwrap().revoked);
+        assert!(!s.token_state("t-new").unwrap().unwrap().revoked);
+        assert!(s.session("s-old").unwrap().unwrap().revoked_at.is_some());
+        assert!(s.session("s-new").unwrap().unwrap().revoked_at.is_none());
     }
 
     #[test]
@@ -999,6 +1234,7 @@ mod tests {
             created_at: now,
             expires_at: now + 1000,
             revoked_at: None,
+            generation: 0,
         };
         s.create_session(&session, "r1", now + 500).unwrap();
         s.record_token(&token(&u.id, "acc", Some(&session.id), now))
@@ -1033,6 +1269,7 @@ mod tests {
             created_at: 0,
             expires_at: 50,
             revoked_at: None,
+            generation: 0,
         };
         s.create_session(&session, "r1", 40).unwrap();
         assert_eq!(

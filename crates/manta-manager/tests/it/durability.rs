@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use manta_proto::core::user_services::GetUserRequest;
 use manta_proto::core::user_services::user_management_client::UserManagementClient;
 use manta_proto::manta::v1::token_service_client::TokenServiceClient;
-use manta_proto::manta::v1::{CreateApiTokenRequest, RevokeApiTokenRequest};
+use manta_proto::manta::v1::{CreateApiTokenRequest, CreateSessionRequest, RevokeApiTokenRequest};
 use tonic::Code;
 
 use crate::harness::{authed, channel};
@@ -33,19 +33,29 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_issue_or_revocation() {
     admin(
         data,
         None,
-        &["user", "add", "root", "--scopes", "admin:*"],
-        "",
+        &[
+            "user",
+            "add",
+            "root",
+            "--scopes",
+            "admin:*",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
     );
-    let root = admin(
-        data,
-        None,
-        &["token", "issue", "--user", "root", "--ttl", "1h"],
-        "",
-    );
-    let root = root.trim().to_owned();
 
     let mut served = Served::start(data, None, &[]);
     let ch = channel(served.user_addr).await;
+    // Creating API tokens needs a recent password sign-in, so the burst runs in a session.
+    let root = TokenServiceClient::new(ch.clone())
+        .create_session(CreateSessionRequest {
+            username: "root".into(),
+            password: "correct horse battery".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
     let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
     let mut workers = Vec::new();
     for w in 0..8 {

@@ -5,6 +5,7 @@ use manta_proto::manta::v1::{
     CreateApiTokenRequest, CreateSessionRequest, GetJwksRequest, ListApiTokensRequest,
     RefreshSessionRequest, RevokeApiTokenRequest, RevokeSessionRequest,
 };
+use secrecy::ExposeSecret as _;
 use tonic::Code;
 
 use crate::harness::{Manager, ManagerExt as _, authed};
@@ -111,9 +112,32 @@ async fn api_tokens_are_shown_once_listed_without_secret_and_revocable() {
     let m = Manager::start().await;
     m.add_user("alice", "password1", &["user:read", "cluster:read"]);
     m.add_user("bob", "password1", &["user:read"]);
-    let alice = m.token("alice", &["user:read", "cluster:read"]);
+    // Creating API tokens needs a recent password sign-in: alice works in a fresh session.
+    let alice = m
+        .session_token("alice", "password1")
+        .expose_secret()
+        .to_owned();
     let bob = m.token("bob", &["user:read"]);
     let mut t = m.tokens().await;
+
+    // An API token cannot create another one, so a stolen one cannot persist itself.
+    let err = t
+        .create_api_token(authed(
+            CreateApiTokenRequest {
+                name: "child".into(),
+                scopes: vec![],
+                ttl_seconds: 0,
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("cannot create API tokens") && err.message().contains("manta login"),
+        "{}",
+        err.message()
+    );
 
     let created = t
         .create_api_token(authed(

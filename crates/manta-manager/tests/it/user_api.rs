@@ -488,3 +488,72 @@ async fn each_connection_is_limited_to_200_concurrent_calls() {
         manta_manager::server::MAX_STREAMS_PER_CONNECTION as usize
     );
 }
+
+#[tokio::test]
+async fn helpdesk_scopes_cannot_demote_or_delete_an_administrator() {
+    let m = Manager::start().await;
+    let root = m.add_user("root", "password1", &["admin:*"]);
+    m.add_user("desk", "password1", &["user:update", "user:delete"]);
+    let desk = m.token("desk", &["user:update", "user:delete"]);
+    let admin = m.token("root", &["admin:*"]);
+    let mut c = m.users().await;
+    let err = c
+        .update_user_authorization(authed(
+            UserAuthorization {
+                user_id: root.clone(),
+                permissions: vec![],
+                ..Default::default()
+            },
+            &desk,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("\"root\"") && err.message().contains("admin:*"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .delete_user(authed(
+            DeleteUserRequest {
+                user_id: root.clone(),
+            },
+            &desk,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    // The administrator still works, with every scope.
+    let me = c
+        .get_user(authed(get_me(), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.username, "root");
+    // Nor can the last administrator delete itself.
+    let err = c
+        .delete_user(authed(DeleteUserRequest { user_id: root }, &admin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("last administrator"),
+        "{}",
+        err.message()
+    );
+    // Refusals are in the audit trail.
+    m.core.audit().flush();
+    let denied = m
+        .core
+        .store()
+        .query_audit(&AuditQuery {
+            denied_only: true,
+            method: Some("DeleteUser".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(denied.iter().map(|e| e.count).sum::<u64>(), 2, "{denied:?}");
+    m.stop().await;
+}
