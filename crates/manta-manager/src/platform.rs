@@ -133,6 +133,7 @@ impl Platform {
             last_start: None,
             last_stop: None,
             bootstrap_not_before: 0,
+            bootstrap_generation: 0,
         };
         self.store.create_cluster(&record)?;
         Ok(record)
@@ -194,8 +195,9 @@ impl Platform {
     /// Revokes every bootstrap token of a cluster issued so far.
     pub fn revoke_bootstrap(&self, viewer: &Viewer, id: &str) -> Result<()> {
         let c = self.cluster(viewer, id)?;
-        // Tokens carry whole seconds; +1 also catches tokens issued in this very second.
-        self.store.revoke_bootstrap_before(&c.id, now_secs() + 1)?;
+        // Exact: a token issued before this commit is refused, one issued after it (in the
+        // same second, too) joins.
+        self.store.revoke_bootstrap(&c.id, now_secs())?;
         Ok(())
     }
 

@@ -326,6 +326,7 @@ impl Registry {
         let mut request =
             TokenRequest::new(AuthKind::NodeBootstrap, cluster.id.clone()).lifetime(ttl);
         request.cluster_id = Some(cluster.id.clone());
+        request.issued_version = Some(u64::try_from(cluster.bootstrap_generation).unwrap_or(0));
         Ok(self.authority.issue_request(&request)?.token)
     }
 
@@ -363,7 +364,20 @@ impl Registry {
             "revoked bootstrap token: its cluster was deleted; ask for a bootstrap token of \
              an existing cluster",
         ))?;
-        if i64::try_from(iat).unwrap_or(i64::MAX) < cluster.bootstrap_not_before {
+        let current = match claims.issued_version {
+            // A token of this cluster's current bootstrap generation; revocation moved the
+            // generation on, whatever second it happened in.
+            Some(generation) => {
+                i64::try_from(generation).ok() == Some(cluster.bootstrap_generation)
+            }
+            // A token minted before generations existed: the whole-second rule it was issued
+            // under, and only while nothing has been revoked since.
+            None => {
+                cluster.bootstrap_generation == 0
+                    && i64::try_from(iat).unwrap_or(i64::MAX) >= cluster.bootstrap_not_before
+            }
+        };
+        if !current {
             return Err(Error::NodeRefused(
                 "revoked bootstrap token: the cluster's bootstrap tokens were revoked; issue a \
                  new one with `manta-manager node-token issue`",
@@ -887,6 +901,35 @@ mod tests {
         assert!(err.to_string().contains("removed"), "{err}");
         // Its alias is free again.
         join(&f, Some("edge-3"));
+    }
+
+    #[test]
+    fn revoking_bootstrap_tokens_is_exact_to_the_commit() {
+        let f = fixture(NodeSettings::default());
+        let day = Duration::from_secs(86_400);
+        let before = f.registry.issue_bootstrap(&f.cluster, day).unwrap();
+        f.registry
+            .authenticate(before.expose_secret(), NodeAccess::Join)
+            .unwrap();
+        assert!(f.store.revoke_bootstrap(&f.cluster.id, now_secs()).unwrap());
+        let err = f
+            .registry
+            .authenticate(before.expose_secret(), NodeAccess::Join)
+            .unwrap_err();
+        assert!(err.to_string().contains("revoked bootstrap token"), "{err}");
+        // Issued right after the revocation, within the same second: it joins.
+        let cluster = f.store.cluster(&f.cluster.id).unwrap().unwrap();
+        let after = f.registry.issue_bootstrap(&cluster, day).unwrap();
+        f.registry
+            .authenticate(after.expose_secret(), NodeAccess::Join)
+            .unwrap();
+        // One minted from a cluster read before the revocation does not.
+        let stale = f.registry.issue_bootstrap(&f.cluster, day).unwrap();
+        assert!(
+            f.registry
+                .authenticate(stale.expose_secret(), NodeAccess::Join)
+                .is_err()
+        );
     }
 
     #[test]

@@ -24,10 +24,13 @@ pub struct ClusterRecord {
     pub last_start: Option<i64>,
     /// Unix seconds of the last stop.
     pub last_stop: Option<i64>,
-    /// Bootstrap tokens of this cluster issued before this instant (unix seconds) are
-    /// revoked. Bootstrap tokens are not stored one by one: they are minted on demand and
-    /// revoked together.
+    /// When the cluster's bootstrap tokens were last revoked (unix seconds). Tokens from
+    /// before bootstrap generations (no `issued_version` claim) issued earlier are refused.
     pub bootstrap_not_before: i64,
+    /// The generation of the cluster's bootstrap tokens, carried in their `issued_version`
+    /// claim. Bootstrap tokens are not stored one by one: they are minted on demand and
+    /// revoked together, by moving this on; only tokens of the current generation join.
+    pub bootstrap_generation: i64,
 }
 
 /// A registered node as stored.
@@ -115,9 +118,9 @@ pub trait PlatformStore {
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>>;
     /// Sets a cluster's status with the start or stop time; false when there is none.
     fn set_cluster_status(&self, id: &str, status: i32, now: i64) -> Result<bool>;
-    /// Durably revokes the cluster's bootstrap tokens issued before `before`; false when
-    /// there is no such cluster.
-    fn revoke_bootstrap_before(&self, id: &str, before: i64) -> Result<bool>;
+    /// Durably revokes every bootstrap token of the cluster issued so far (its bootstrap
+    /// generation moves on); false when there is no such cluster.
+    fn revoke_bootstrap(&self, id: &str, now: i64) -> Result<bool>;
     /// Deletes a cluster with its nodes and swarms; false when there was none.
     fn delete_cluster(&self, id: &str) -> Result<bool>;
 

@@ -115,6 +115,10 @@ const MIGRATIONS: &[&str] = &[
             (SELECT u.tokens_not_before FROM users u WHERE u.id = sessions.user_id))
         WHERE created_at < (SELECT u.tokens_not_before FROM users u WHERE u.id = sessions.user_id);
     ",
+    // 5: exact bootstrap revocation: a per-cluster generation carried in the token.
+    "
+    ALTER TABLE clusters ADD COLUMN bootstrap_generation INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// How many reader connections serve lookups beside the writer.

@@ -67,7 +67,7 @@ pub(super) const MIGRATION: &str = "
 ";
 
 const CLUSTER_COLUMNS: &str = "id, name, owner_id, users, status, created_at, updated_at, \
-     last_start, last_stop, bootstrap_not_before";
+     last_start, last_stop, bootstrap_not_before, bootstrap_generation";
 
 fn cluster_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClusterRecord> {
     let users: String = row.get(3)?;
@@ -82,6 +82,7 @@ fn cluster_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClusterRecord> 
         last_start: row.get(7)?,
         last_stop: row.get(8)?,
         bootstrap_not_before: row.get(9)?,
+        bootstrap_generation: row.get(10)?,
     })
 }
 
@@ -136,7 +137,7 @@ impl PlatformStore for SqliteStore {
         self.write(|conn| {
             conn.execute(
                 &format!(
-                    "INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+                    "INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
                 ),
                 params![
                     c.id,
@@ -148,7 +149,8 @@ impl PlatformStore for SqliteStore {
                     c.updated_at,
                     c.last_start,
                     c.last_stop,
-                    c.bootstrap_not_before
+                    c.bootstrap_not_before,
+                    c.bootstrap_generation
                 ],
             )
             .map(|_| ())
@@ -195,12 +197,12 @@ impl PlatformStore for SqliteStore {
         })
     }
 
-    fn revoke_bootstrap_before(&self, id: &str, before: i64) -> Result<bool> {
+    fn revoke_bootstrap(&self, id: &str, now: i64) -> Result<bool> {
         self.write(|conn| {
             conn.execute(
-                "UPDATE clusters SET bootstrap_not_before = MAX(bootstrap_not_before, ?2) \
-                 WHERE id = ?1",
-                params![id, before],
+                "UPDATE clusters SET bootstrap_generation = bootstrap_generation + 1, \
+                 bootstrap_not_before = MAX(bootstrap_not_before, ?2) WHERE id = ?1",
+                params![id, now],
             )
             .map(|n| n > 0)
         })
@@ -445,6 +447,7 @@ mod tests {
             last_start: None,
             last_stop: None,
             bootstrap_not_before: 0,
+            bootstrap_generation: 0,
         }
     }
 
