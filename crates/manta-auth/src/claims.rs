@@ -9,6 +9,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 
+/// The largest time claim (`exp`, `nbf`, `iat`) accepted, in seconds since the Unix epoch:
+/// 9999-12-31T23:59:59Z. Bounding the claims here means every later use (conversion to
+/// [`std::time::SystemTime`] or milliseconds, `i64` columns, date formatting) is in range.
+pub const MAX_TIME_CLAIM: u64 = 253_402_300_799;
+
 /// The distinct kinds of token Manta issues. A token of one kind is refused where another is
 /// expected (RFC 8725 §3.11-3.12): the kind is carried both in the `kind` claim and in the
 /// header `typ`, and the verifier checks both.
@@ -98,8 +103,8 @@ impl Serialize for Audience {
 /// The claims of a Manta token.
 ///
 /// Time claims are whole seconds since the Unix epoch; a token whose `exp`, `nbf` or `iat`
-/// is not a non-negative JSON integer is refused. Unknown claims are ignored, but duplicate
-/// keys anywhere in the payload are refused.
+/// is not a non-negative JSON integer of at most [`MAX_TIME_CLAIM`] is refused. Unknown
+/// claims are ignored, but duplicate keys anywhere in the payload are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Claims {
@@ -176,7 +181,8 @@ impl Claims {
     ///
     /// # Errors
     /// [`Error::Malformed`] for invalid JSON, non-object payloads, duplicate keys or wrongly
-    /// typed standard claims; [`Error::BadClaim`] for non-integer or negative time claims.
+    /// typed standard claims; [`Error::BadClaim`] for non-integer, negative or out-of-range
+    /// (above [`MAX_TIME_CLAIM`]) time claims.
     pub fn from_json(json: &[u8]) -> Result<Self, Error> {
         let mut de = serde_json::Deserializer::from_slice(json);
         let parsed = ClaimsSeed
@@ -278,6 +284,12 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                         _ => "issued_version",
                     };
                     match map.next_value::<IntClaim>()? {
+                        // A time past the bound is refused here, once, so that no later
+                        // conversion of a verified or inspected claim can overflow.
+                        IntClaim::Ok(v) if bit != 12 && v > MAX_TIME_CLAIM => note(
+                            Problem::Time(name, "out of range (after the year 9999)"),
+                            &mut problem,
+                        ),
                         IntClaim::Ok(v) => match bit {
                             3 => c.exp = Some(v),
                             4 => c.iat = Some(v),
@@ -511,6 +523,20 @@ mod tests {
             r#"{"exp":18446744073709551616}"#,
             Err("claim `exp` is not an integer"),
         );
+        check(r#"{"exp":253402300799}"#, Ok(()));
+        check(
+            r#"{"exp":253402300800}"#,
+            Err("claim `exp` is out of range"),
+        );
+        check(
+            r#"{"nbf":9223372036854775808}"#,
+            Err("claim `nbf` is out of range"),
+        );
+        check(
+            r#"{"iat":18446744073709551615}"#,
+            Err("claim `iat` is out of range"),
+        );
+        check(r#"{"issued_version":18446744073709551615}"#, Ok(()));
         check(
             r#"{"sub":1}"#,
             Err("not a JSON object with correctly typed claims"),

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 
-use crate::claims::{Audience, Claims, TokenKind};
+use crate::claims::{Audience, Claims, MAX_TIME_CLAIM, TokenKind};
 use crate::clock::{self, SharedClock};
 use crate::error::Error;
 use crate::keys::{KeySet, SigningKey, VerifyingKey};
@@ -213,7 +213,7 @@ impl Issuer {
     ///
     /// # Errors
     /// [`Error::Signing`] if the crypto library fails, [`Error::InvalidConfig`] for a zero
-    /// lifetime.
+    /// lifetime or one that ends after [`MAX_TIME_CLAIM`].
     pub fn issue(&self, req: &TokenRequest) -> Result<IssuedToken, Error> {
         let lifetime = req
             .lifetime
@@ -225,6 +225,12 @@ impl Issuer {
         }
         let now = self.clock.unix_now();
         let exp = now.saturating_add(lifetime.as_secs().max(1));
+        // Every verifier, this crate's included, refuses such a token; say so now.
+        if exp > MAX_TIME_CLAIM {
+            return Err(Error::InvalidConfig {
+                reason: "the token would expire after the year 9999; check the clock and use a shorter lifetime".into(),
+            });
+        }
         let claims = Claims {
             iss: Some(self.issuer.clone()),
             sub: Some(req.subject.clone()),

@@ -25,7 +25,7 @@ mod scope;
 mod verify;
 
 pub use cache::CachingVerifier;
-pub use claims::{Audience, Claims, TokenKind};
+pub use claims::{Audience, Claims, MAX_TIME_CLAIM, TokenKind};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{Error, KindName, RefreshError};
 pub use inspect::{Inspected, inspect};

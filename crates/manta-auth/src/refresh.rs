@@ -73,7 +73,9 @@ impl RefreshConfig {
             return iat + life / 2;
         }
         let early = scale(life, self.jitter_fraction * jitter.clamp(0.0, 1.0));
-        (iat + scale(life, self.refresh_fraction))
+        // Saturating: `life as f64` rounds up near `u64::MAX`, so the scaled life can exceed
+        // `life` itself.
+        iat.saturating_add(scale(life, self.refresh_fraction))
             .saturating_sub(early)
             .min(latest)
     }
@@ -173,7 +175,8 @@ fn random_unit() -> f64 {
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_precision_loss,
-    reason = "millisecond durations of tokens are far below 2^52 and never negative"
+    reason = "token lifetimes in ms are far below 2^52; beyond that the cast saturates, \
+              which callers absorb with saturating arithmetic"
 )]
 fn scale(ms: u64, f: f64) -> u64 {
     (ms as f64 * f) as u64
@@ -310,7 +313,7 @@ impl TokenSource {
                 st.failures = st.failures.saturating_add(1);
                 let delay =
                     self.backoff_ms(st.failures, st.exp_ms.map(|exp| exp.saturating_sub(now)));
-                st.retry_at_ms = Some(now + delay);
+                st.retry_at_ms = Some(now.saturating_add(delay));
                 tracing::warn!(failures = st.failures, retry_in_ms = delay, error = %e, "token refresh failed; keeping the current token");
                 if Self::usable(&st, now) {
                     Ok(st.token.clone())
@@ -329,7 +332,7 @@ impl TokenSource {
         let exp = initial
             .saturating_mul(1u64 << failures.saturating_sub(1).min(32))
             .min(max);
-        let jittered = exp + scale(exp, 0.2 * random_unit());
+        let jittered = exp.saturating_add(scale(exp, 0.2 * random_unit()));
         match remaining_ms {
             Some(rem) if rem > 0 => jittered.min(max).min((rem / 2).max(1)),
             _ => jittered.min(max),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::claims::{Claims, TokenKind};
+use crate::claims::{Claims, MAX_TIME_CLAIM, TokenKind};
 use crate::clock::{self, SharedClock};
 use crate::error::{Error, KindName};
 use crate::jws::{self, Algorithm, Header};
@@ -341,6 +341,9 @@ impl Verifier {
     }
 }
 
+/// `unix` seconds as a time, clamped to [`MAX_TIME_CLAIM`]: claims read from JSON are
+/// already bounded, but `Claims` can be built in code, and `UNIX_EPOCH + 2^63 s` overflows
+/// `SystemTime` and panics.
 pub(crate) fn at(unix: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(unix)
+    SystemTime::UNIX_EPOCH + Duration::from_secs(unix.min(MAX_TIME_CLAIM))
 }

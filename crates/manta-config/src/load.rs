@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use zeroize::Zeroizing;
 
 use crate::env::Env;
 use crate::error::{ConfigError, Location};
@@ -145,7 +146,12 @@ pub(crate) fn load_str_at<T: DeserializeOwned>(
         let touched = span
             .as_ref()
             .is_some_and(|s| substituted.touches_substitution(s));
-        classify(inner.message(), locate(offset, key_opt), secret || touched)
+        let forms = span
+            .as_ref()
+            .map(|s| secret_forms(&substituted, s, secret))
+            .unwrap_or_default();
+        let message = Zeroizing::new(redact_forms(inner.message(), &forms));
+        classify(&message, locate(offset, key_opt), secret || touched)
     })?;
     Ok(Loaded {
         value,
@@ -213,6 +219,9 @@ fn backticked(s: &str) -> Vec<&str> {
 }
 
 /// Replaces every quoted or backticked fragment of a message with `[REDACTED]`.
+///
+/// serde quotes string values with `Debug`, so inside `"..."` a backslash escapes the next
+/// character (`"sec\"ret"` is one fragment); other values go in backticks unescaped.
 fn redact_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -221,19 +230,79 @@ fn redact_values(message: &str) -> String {
             out.push_str(rest);
             return out;
         };
-        let quote = rest.as_bytes()[open] as char;
+        let quote = rest.as_bytes()[open];
         out.push_str(&rest[..open]);
-        match rest[open + 1..].find(quote) {
-            Some(close) => {
-                out.push_str("[REDACTED]");
-                rest = &rest[open + 1 + close + 1..];
+        out.push_str("[REDACTED]");
+        let body = &rest.as_bytes()[open + 1..];
+        let mut i = 0;
+        let close = loop {
+            match body.get(i) {
+                None => return out,
+                Some(b'\\') if quote == b'"' => i += 2,
+                Some(&b) if b == quote => break i,
+                Some(_) => i += 1,
             }
-            None => {
-                out.push_str("[REDACTED]");
-                return out;
+        };
+        // `close` indexes an ASCII quote, so the slice stays on a character boundary.
+        rest = &rest[open + 1 + close + 1..];
+    }
+}
+
+/// The forms in which a possibly secret value can appear in a parser message: its TOML
+/// text, the decoded string and that string `Debug`-escaped. The sources are the
+/// substituted values inside `span` and, for a secret key, the whole value at `span`.
+fn secret_forms(s: &Substituted, span: &Range<usize>, whole_value: bool) -> Vec<Zeroizing<String>> {
+    let text: &str = &s.text;
+    let mut sources: Vec<&str> = s
+        .segments
+        .iter()
+        .filter(|seg| seg.out_start < span.end && span.start < seg.out_end)
+        .filter_map(|seg| text.get(seg.out_start..seg.out_end))
+        .collect();
+    if whole_value && let Some(value) = text.get(span.clone()) {
+        sources.push(value);
+    }
+    let mut forms = Vec::new();
+    for source in sources {
+        forms.push(Zeroizing::new(source.to_owned()));
+        // A value substituted inside a basic string is an escaped body without quotes.
+        let quoted = Zeroizing::new(format!("\"{source}\""));
+        let decoded = [source, quoted.as_str()].into_iter().find_map(|t| {
+            match DeValue::parse(t).ok()?.into_inner() {
+                DeValue::String(v) => Some(Zeroizing::new(v.into_owned())),
+                _ => None,
             }
+        });
+        if let Some(v) = decoded {
+            let debug = Zeroizing::new(format!("{:?}", v.as_str()));
+            forms.push(Zeroizing::new(debug[1..debug.len() - 1].to_owned()));
+            forms.push(v);
         }
     }
+    forms.retain(|f| !f.is_empty());
+    // Longest first, so that a form containing another is replaced whole.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
+}
+
+/// Replaces each of `forms` in `message`: wherever it is quoted (`"form"`, `` `form` ``),
+/// and anywhere once it is long enough not to match ordinary words of the message. The
+/// quote-aware [`redact_values`] still runs afterwards when the value may be secret.
+fn redact_forms(message: &str, forms: &[Zeroizing<String>]) -> String {
+    // Shorter forms would also hit the message's own words ("a", "u16"); quoted, they are
+    // still replaced above, and the fragment scan removes what is left.
+    const ANYWHERE: usize = 4;
+    let mut out = message.to_owned();
+    for form in forms {
+        for (open, close) in [('"', '"'), ('`', '`')] {
+            let quoted = Zeroizing::new(format!("{open}{}{close}", form.as_str()));
+            out = out.replace(quoted.as_str(), "[REDACTED]");
+        }
+        if form.chars().count() >= ANYWHERE {
+            out = out.replace(form.as_str(), "[REDACTED]");
+        }
+    }
+    out
 }
 
 /// The closest candidate to `word` within a small edit distance.

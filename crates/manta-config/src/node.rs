@@ -452,10 +452,18 @@ pub fn jwt_expiry(token: &str) -> Result<Option<SystemTime>, &'static str> {
         .as_f64()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .ok_or("the exp claim is not a time")?;
-    Ok(Some(
-        UNIX_EPOCH + std::time::Duration::from_secs(secs as u64),
-    ))
+    // Bounded before any conversion: `UNIX_EPOCH + 1e19 s` overflows `SystemTime` and
+    // panics. The bound is manta-auth's, so both crates refuse the same tokens.
+    if secs > MAX_EXP_SECS as f64 {
+        return Err("the exp claim is out of range: after the year 9999");
+    }
+    // In range, finite and non-negative (checked above), so neither step can panic.
+    Ok(Some(UNIX_EPOCH + std::time::Duration::from_secs_f64(secs)))
 }
+
+/// The largest `exp` read from a token, 9999-12-31T23:59:59Z: manta-auth's `MAX_TIME_CLAIM`
+/// (this crate may not depend on manta-auth, so the value is repeated).
+const MAX_EXP_SECS: u64 = 253_402_300_799;
 
 fn validate_alias(alias: &str, problems: &mut Vec<Problem>) {
     let key = "identity.alias";
@@ -644,6 +652,43 @@ pub(crate) mod tests {
         // A token without exp is accepted: there is nothing to expire.
         let env = Env::from_pairs([("T", jwt(None))]);
         assert!(!validate("[identity]\nsecured_token = \"${T}\"\n", &env).has_errors());
+    }
+
+    #[test]
+    fn extreme_exp_values_are_refused_with_a_reason_not_a_panic() {
+        let out_of_range = "out of range: after the year 9999";
+        for (exp, want) in [
+            ("1e19", Err(out_of_range)),
+            ("10000000000000000000", Err(out_of_range)),
+            ("18446744073709551615", Err(out_of_range)),
+            ("18446744073709551616", Err(out_of_range)),
+            ("9223372036854775808", Err(out_of_range)),
+            ("1.5e308", Err(out_of_range)),
+            ("253402300800", Err(out_of_range)),
+            ("-1", Err("not a time")),
+            ("-1.5e308", Err("not a time")),
+            ("253402300799", Ok(Some(253_402_300_799))),
+            ("0", Ok(Some(0))),
+            ("1900000000.9", Ok(Some(1_900_000_000))),
+        ] {
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            let token = format!("eyJ.{}.sig", b64(&format!("{{\"exp\":{exp}}}")));
+            let got = jwt_expiry(&token)
+                .map(|t| t.map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs()));
+            match (got, want) {
+                (Err(e), Err(w)) => assert!(e.contains(w), "{exp}: {e}"),
+                (got, want) => assert_eq!(got, want.map_err(|_| ""), "{exp}"),
+            }
+        }
+        // Through validation the reason reaches the user as the problem's detail.
+        let env = Env::from_pairs([("T", "eyJ.eyJleHAiOjFlMTl9.sig")]);
+        let report = validate("[identity]\nsecured_token = \"${T}\"\n", &env);
+        let p = &report.problems[0];
+        assert_eq!(p.message, MSG_TOKEN_INVALID);
+        assert_eq!(
+            p.detail.as_deref(),
+            Some("the exp claim is out of range: after the year 9999")
+        );
     }
 
     #[test]

@@ -433,11 +433,10 @@ fn load(store: &dyn Store, mode: &SigningMode, issuer: &str, retention_secs: i64
             for key in records.iter().filter(|k| k.alg == "EdDSA") {
                 let public =
                     VerifyingKey::ed25519(key.kid.clone(), &key.public).map_err(|e| key_err(&e))?;
-                match key.retired_at {
+                // Saturating: `retention_secs` comes from configuration and may be huge.
+                match key.retired_at.map(|r| r.saturating_add(retention_secs)) {
                     None => keys.insert(public),
-                    Some(retired) if retired + retention_secs > now => {
-                        keys.insert_until(public, at(retired + retention_secs));
-                    }
+                    Some(until) if until > now => keys.insert_until(public, at(until)),
                     Some(_) => {}
                 }
             }

@@ -3,6 +3,7 @@
 
 mod generic;
 mod node_files;
+mod redaction;
 mod seeds;
 
 use base64::Engine as _;

@@ -7,6 +7,7 @@ mod interop;
 mod nodes;
 mod platform;
 mod process;
+mod robust;
 mod sdk_platform;
 mod tls;
 mod tokens;

@@ -3,4 +3,5 @@
 
 mod commands;
 mod config;
+mod robust;
 mod support;
