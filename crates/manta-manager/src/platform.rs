@@ -189,7 +189,13 @@ impl Platform {
         ttl: Option<Duration>,
     ) -> Result<SecretString> {
         let ttl = ttl.unwrap_or(self.registry.settings().bootstrap_ttl);
-        self.registry.issue_bootstrap(cluster, ttl)
+        // The token carries the cluster's current bootstrap generation, so read it now: a
+        // record read before a revocation would mint a token that is refused at once.
+        let current = self
+            .store
+            .cluster(&cluster.id)?
+            .ok_or_else(|| cluster_missing(&cluster.id))?;
+        self.registry.issue_bootstrap(&current, ttl)
     }
 
     /// Revokes every bootstrap token of a cluster issued so far.
