@@ -578,6 +578,10 @@ impl Core {
             .store
             .user_by_id(&caller.user_id)?
             .ok_or(Error::Token(TokenProblem::SubjectRevoked))?;
+        if session.generation < user.generation {
+            // Ended with the user's credentials; the token would be void anyway.
+            return Err(Error::Token(TokenProblem::SessionRevoked));
+        }
         self.issue_access(&user, &session, now)
     }
 

@@ -524,6 +524,9 @@ fn no_secret_appears_in_trace_logs_errors_or_audit() {
     let mut secrets: Vec<String> = vec![PASSWORD.to_owned()];
     let mut errors = String::new();
     tracing::subscriber::with_default(subscriber, || {
+        // Other tests of this binary run on other threads without a subscriber, and tracing
+        // caches "nobody listens" per call site: recompute it now that this one listens.
+        tracing::callsite::rebuild_interest_cache();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
