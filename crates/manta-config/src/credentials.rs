@@ -337,3 +337,258 @@ pub fn place_name(home: &MantaHome, kind: CredentialStore, slot: &CredentialSlot
         CredentialStore::Keyring => format!("keyring {KEYRING_SERVICE}/{}", slot.token_entry()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{MemoryStore, Profile, TokenLookup};
+    use crate::env::Env;
+
+    fn s(v: &str) -> SecretString {
+        SecretString::from(v)
+    }
+
+    /// A keyring that fails every write after the first `ok` ones: a keyring that stops
+    /// working halfway through a login (quota, a revoked session keyring).
+    struct FailsAfter {
+        inner: MemoryStore,
+        ok: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SecretStore for FailsAfter {
+        fn get(&self, service: &str, entry: &str) -> Result<Option<SecretString>, ConfigError> {
+            self.inner.get(service, entry)
+        }
+        fn set(
+            &self,
+            service: &str,
+            entry: &str,
+            secret: &SecretString,
+        ) -> Result<(), ConfigError> {
+            use std::sync::atomic::Ordering;
+            if self.ok.fetch_sub(1, Ordering::SeqCst) == 0 {
+                self.ok.store(0, Ordering::SeqCst);
+                return Err(ConfigError::Keyring {
+                    message: "no matching entry found in secure storage".into(),
+                });
+            }
+            self.inner.set(service, entry, secret)
+        }
+        fn delete(&self, service: &str, entry: &str) -> Result<bool, ConfigError> {
+            self.inner.delete(service, entry)
+        }
+    }
+
+    #[test]
+    fn the_default_profile_keeps_the_seed_places_and_others_get_their_own() {
+        let check = |profile: &str, section: &str, entry: &str, refresh: &str| {
+            let slot = CredentialSlot::new(profile);
+            assert_eq!(
+                (slot.section(), slot.token_entry(), slot.refresh_entry()),
+                (section.to_owned(), entry.to_owned(), refresh.to_owned())
+            );
+        };
+        check("default", "auth", "api_token", "refresh_token");
+        check(
+            "staging",
+            "profile.staging",
+            "api_token@staging",
+            "refresh_token@staging",
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_credentials_of_two_profiles_live_side_by_side_in_one_0600_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let home = MantaHome::at(dir.path());
+        let store = MemoryStore::new();
+        let (dev, staging) = (CredentialSlot::new("dev"), CredentialSlot::new("staging"));
+        let file = CredentialStore::File;
+        save_credential(
+            &home,
+            Some(&store),
+            file,
+            &dev,
+            &s("t-dev"),
+            Some(&s("r-dev")),
+            "dev:1",
+        )
+        .unwrap();
+        save_credential(
+            &home,
+            Some(&store),
+            file,
+            &staging,
+            &s("t-st"),
+            None,
+            "st:2",
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(home.credentials()).unwrap();
+        assert_eq!(
+            text,
+            "[profile.dev]\ntoken = t-dev\nrefresh_token = r-dev\naddress = dev:1\n\n[profile.staging]\ntoken = t-st\naddress = st:2\n"
+        );
+        let mode = std::fs::metadata(home.credentials())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let d = read_file_credential(&home, &dev, false).unwrap().unwrap();
+        assert_eq!(d.token.expose_secret(), "t-dev");
+        assert_eq!(d.refresh_token.unwrap().expose_secret(), "r-dev");
+        assert_eq!(d.address.as_deref(), Some("dev:1"));
+        // Logging staging out leaves dev signed in.
+        assert!(remove_file_credential(&home, &staging).unwrap());
+        assert!(
+            read_file_credential(&home, &staging, false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(read_file_credential(&home, &dev, false).unwrap().is_some());
+        // The seed's own `[auth] token` is the default profile's.
+        std::fs::write(home.credentials(), "[auth]\ntoken = seed\n").unwrap();
+        let seed = read_file_credential(&home, &CredentialSlot::new("default"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((seed.token.expose_secret(), seed.address), ("seed", None));
+    }
+
+    #[test]
+    fn a_keyring_failing_halfway_keeps_neither_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = MantaHome::at(dir.path());
+        let slot = CredentialSlot::new("dev");
+        for ok in 0..3 {
+            let store = FailsAfter {
+                inner: MemoryStore::new(),
+                ok: ok.into(),
+            };
+            let r = save_credential(
+                &home,
+                Some(&store),
+                CredentialStore::Keyring,
+                &slot,
+                &s("tok"),
+                Some(&s("ref")),
+                "dev:1",
+            );
+            assert!(r.is_err(), "write {ok} failed but the save succeeded");
+            for entry in [
+                slot.token_entry(),
+                slot.refresh_entry(),
+                slot.address_entry(),
+            ] {
+                assert!(
+                    store.get(KEYRING_SERVICE, &entry).unwrap().is_none(),
+                    "{entry} left behind after failing at write {ok}"
+                );
+            }
+        }
+        let store = MemoryStore::new();
+        save_credential(
+            &home,
+            Some(&store),
+            CredentialStore::Keyring,
+            &slot,
+            &s("tok"),
+            Some(&s("ref")),
+            "dev:1",
+        )
+        .unwrap();
+        let c = read_keyring_credential(&store, &slot).unwrap().unwrap();
+        assert_eq!(
+            (c.token.expose_secret(), c.address.as_deref()),
+            ("tok", Some("dev:1"))
+        );
+    }
+
+    #[test]
+    fn a_newer_login_is_never_shadowed_by_the_other_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = MantaHome::at(dir.path());
+        let store = MemoryStore::new();
+        let slot = CredentialSlot::new("default");
+        let save = |kind, token: &str| {
+            save_credential(
+                &home,
+                Some(&store),
+                kind,
+                &slot,
+                &s(token),
+                None,
+                "localhost:50052",
+            )
+            .unwrap()
+        };
+        let env = Env::from_pairs::<[(&str, &str); 0], _, _>([]);
+        let resolve = || {
+            let mut l = TokenLookup::new(&env, &home);
+            l.store = Some(&store);
+            l.resolve().unwrap().token.expose_secret().to_owned()
+        };
+        save(CredentialStore::File, "old-file");
+        save(CredentialStore::Keyring, "new-keyring");
+        assert_eq!(resolve(), "new-keyring");
+        save(CredentialStore::File, "newer-file");
+        assert_eq!(resolve(), "newer-file");
+        assert!(read_keyring_credential(&store, &slot).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_precedence_and_stored_credentials_stay_with_their_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = MantaHome::at(dir.path());
+        let store = MemoryStore::new();
+        let staging = Profile {
+            host: "staging.example".into(),
+            token_env: Some("MANTA_STAGING_TOKEN".into()),
+            ..Profile::default()
+        };
+        save_credential(
+            &home,
+            Some(&store),
+            CredentialStore::Keyring,
+            &CredentialSlot::new("staging"),
+            &s("stored-staging"),
+            Some(&s("refresh-staging")),
+            &staging.address(),
+        )
+        .unwrap();
+        let run = |pairs: &[(&str, &str)], name: &str, address: Option<&str>| {
+            let env = Env::from_pairs(pairs.iter().copied());
+            let mut l = TokenLookup::new(&env, &home);
+            l.profile = Some(&staging);
+            l.profile_name = Some(name);
+            l.address = address.map(str::to_owned);
+            l.store = Some(&store);
+            l.resolve()
+                .map(|r| (r.token.expose_secret().to_owned(), r.source.to_string()))
+                .map_err(|e| e.to_string())
+        };
+        let both = [
+            ("MANTA_STAGING_TOKEN", "from-var"),
+            ("MANTA_TOKEN", "from-manta"),
+        ];
+        assert_eq!(run(&both, "staging", None).unwrap().0, "from-var");
+        // MANTA_TOKEN is read even though the profile names token_env, and for any address.
+        let manta = [("MANTA_TOKEN", "from-manta")];
+        assert_eq!(
+            run(&manta, "staging", Some("elsewhere:1")).unwrap().0,
+            "from-manta"
+        );
+        let (token, source) = run(&[], "staging", None).unwrap();
+        assert_eq!(token, "stored-staging");
+        assert_eq!(source, "keyring manta/api_token@staging");
+        // Another profile never gets it, and neither does another address.
+        let err = run(&[], "dev", None).unwrap_err();
+        assert!(err.contains("api_token@dev"), "{err}");
+        let err = run(&[], "staging", Some("evil.example:50052")).unwrap_err();
+        assert!(
+            err.contains("not sent to evil.example:50052") && !err.contains("stored-staging"),
+            "{err}"
+        );
+    }
+}

@@ -1288,4 +1288,143 @@ mod tests {
         // No readable expiry: never renewed ahead of time.
         check(SecretString::from("opaque-api-token"), false);
     }
+
+    #[test]
+    fn token_states_and_times_for_people() {
+        assert_eq!(
+            token_state(None, Some(1000), 400),
+            TokenState::Valid(Some(600))
+        );
+        assert_eq!(token_state(None, Some(1000), 1000), TokenState::Expired(0));
+        assert_eq!(
+            token_state(Some(500), Some(1000), 400),
+            TokenState::NotYetValid(100)
+        );
+        assert_eq!(token_state(None, None, 400), TokenState::Valid(None));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_790_000_000), "2026-09-21T14:13:20Z");
+        assert_eq!(TokenState::Expired(3 * 3600).describe(), "expired 3h0m ago");
+    }
+
+    fn jwt_with(claims: &str) -> String {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.c2ln", b64(r#"{"alg":"EdDSA"}"#), b64(claims))
+    }
+
+    /// `manta token inspect - [--json]` with `token` on standard input.
+    fn inspect_stdin(token: &str, json: bool) -> (u8, String, String) {
+        let store = manta_config::MemoryStore::new();
+        let mut stdin = std::io::Cursor::new(format!("{token}\n").into_bytes());
+        let mut ctx = Context {
+            env: manta_config::Env::from_pairs([("MANTA_HOME", "/nonexistent-manta-home")]),
+            store: &store,
+            stdin: &mut stdin,
+            stdin_is_terminal: false,
+            log: tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::sink),
+        };
+        let mut args = vec!["manta", "token", "inspect", "-"];
+        if json {
+            args.push("--json");
+        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = super::super::run_with(args, &mut ctx, &mut out, &mut err);
+        let code: u8 = format!("{code:?}")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap();
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn inspect_exit_status_tells_valid_expired_not_yet_valid_and_malformed_apart() {
+        // A day away from now either way: far beyond any clock tick during the test.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let valid = jwt_with(&format!(
+            r#"{{"sub":"u","iat":{now},"exp":{}}}"#,
+            now + 86_400
+        ));
+        let expired = jwt_with(&format!(r#"{{"sub":"u","exp":{}}}"#, now - 86_400));
+        let early = jwt_with(&format!(
+            r#"{{"sub":"u","nbf":{},"exp":{}}}"#,
+            now + 86_400,
+            now + 2 * 86_400
+        ));
+        let (code, out, _) = inspect_stdin(&valid, false);
+        assert_eq!(code, super::super::EXIT_OK, "{out}");
+        assert!(
+            out.contains("status:  valid, expires in 23h")
+                || out.contains("status:  valid, expires in 24h"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "{} (unix {})",
+                rfc3339(now + 86_400),
+                now + 86_400
+            )),
+            "{out}"
+        );
+        let (code, out, _) = inspect_stdin(&expired, false);
+        assert_eq!(code, super::super::EXIT_TOKEN_EXPIRED, "{out}");
+        assert!(
+            out.contains("expired 1d0h ago") || out.contains("expired 24h"),
+            "{out}"
+        );
+        let (code, out, _) = inspect_stdin(&early, true);
+        assert_eq!(code, super::super::EXIT_TOKEN_NOT_YET_VALID, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"], "not_yet_valid");
+        assert_eq!(v["not_before"]["unix"], now + 86_400);
+        assert_eq!(v["not_before"]["rfc3339"], rfc3339(now + 86_400));
+        assert_eq!(v["expires_at"]["unix"], now + 2 * 86_400);
+        let (code, _, err) = inspect_stdin("not.a.jwt", false);
+        assert_eq!(code, super::super::EXIT_USAGE, "{err}");
+        let distinct = [
+            super::super::EXIT_OK,
+            super::super::EXIT_TOKEN_EXPIRED,
+            super::super::EXIT_TOKEN_NOT_YET_VALID,
+            super::super::EXIT_USAGE,
+        ];
+        let unique: std::collections::BTreeSet<_> = distinct.iter().collect();
+        assert_eq!(unique.len(), distinct.len());
+    }
+
+    #[test]
+    fn inspect_refuses_a_token_on_the_command_line() {
+        let store = manta_config::MemoryStore::new();
+        let mut stdin = std::io::Cursor::new(Vec::new());
+        let mut ctx = Context {
+            env: manta_config::Env::from_pairs([("MANTA_HOME", "/nonexistent-manta-home")]),
+            store: &store,
+            stdin: &mut stdin,
+            stdin_is_terminal: false,
+            log: tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::sink),
+        };
+        let token = jwt_with(r#"{"sub":"u"}"#);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = super::super::run_with(
+            ["manta", "token", "inspect", token.as_str()],
+            &mut ctx,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, std::process::ExitCode::from(super::super::EXIT_USAGE));
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.contains("manta token inspect -") && !err.contains(&token),
+            "{err}"
+        );
+        assert!(out.is_empty());
+    }
 }
