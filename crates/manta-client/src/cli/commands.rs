@@ -1093,9 +1093,10 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                 Some(v) => format!("${v}, then $MANTA_TOKEN"),
                 None => "$MANTA_TOKEN".to_owned(),
             };
-            let in_use = match env_token {
-                Some(v) => format!("${v} (set: it is used before the stored credential)"),
-                None => "the stored credential (no variable is set)".to_owned(),
+            let in_use = match (env_token, &cred) {
+                (Some(v), _) => format!("${v} (set: it is used before any stored credential)"),
+                (None, Some(_)) => "the stored credential (no variable is set)".to_owned(),
+                (None, None) => "none (no variable is set and nothing is stored)".to_owned(),
             };
             let stored = match &cred {
                 Some(c) => format!(
