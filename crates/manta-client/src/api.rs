@@ -518,8 +518,9 @@ impl UserApi {
     }
 
     /// Chooses the profile (`name`, else `MANTA_ENV`, else the default) from
-    /// `home/config.toml` and finds its token through the chain: explicit, environment
-    /// variable, `credentials.ini` (0600 only), keyring (`store`).
+    /// `home/config.toml` and finds its token through the chain: explicit, the profile's
+    /// `token_env`, `MANTA_TOKEN`, then the credential stored for this profile in
+    /// `credentials.ini` (0600 only) or the keyring (`store`).
     ///
     /// # Errors
     /// [`Error::Config`] for an unknown profile, no token, or a readable credentials file.
@@ -535,6 +536,8 @@ impl UserApi {
         let mut lookup = TokenLookup::new(env, home);
         lookup.explicit = explicit;
         lookup.profile = Some(&profile.profile);
+        // The credential `manta login` stored for this profile, never another profile's.
+        lookup.profile_name = Some(&profile.name);
         lookup.store = store;
         let token = lookup.resolve()?;
         tracing::debug!(profile = %profile.name, source = %token.source, "token found");

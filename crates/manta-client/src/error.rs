@@ -37,6 +37,21 @@ pub enum Error {
         /// Why, and what happened to the stored refresh token.
         message: String,
     },
+    /// The `manta` command found no token for the profile: no variable is set and nothing
+    /// usable is stored for it (nothing stored, or stored for another manager address).
+    #[error(
+        "not signed in for profile {profile} (looked at: {tried}); run `{login}` or export {variable}"
+    )]
+    NotSignedIn {
+        /// The profile.
+        profile: String,
+        /// The places consulted, in order (never a token).
+        tried: String,
+        /// The command that signs in to this profile.
+        login: String,
+        /// The variable the profile reads first.
+        variable: String,
+    },
     /// The session was renewed but the new tokens could not be stored. The old refresh
     /// token works only once, so the stored session is lost.
     #[error(
@@ -261,7 +276,10 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            Error::Authentication { .. } | Error::TokenExpired { .. } | Error::SessionEnded { .. }
+            Error::Authentication { .. }
+                | Error::TokenExpired { .. }
+                | Error::SessionEnded { .. }
+                | Error::NotSignedIn { .. }
         )
     }
 }

@@ -81,9 +81,14 @@ impl Default for Profile {
 }
 
 impl Profile {
-    /// The variable the token chain reads: `token_env`, else `MANTA_TOKEN`.
+    /// The variable the token chain reads first: `token_env`, else `MANTA_TOKEN`.
     pub fn token_variable(&self) -> &str {
         self.token_env.as_deref().unwrap_or(MANTA_TOKEN)
+    }
+
+    /// Its manager address, `host:port` (see [`crate::manager_address`]).
+    pub fn address(&self) -> String {
+        crate::credentials::manager_address(&self.host, self.port)
     }
 }
 
@@ -158,10 +163,13 @@ pub enum TokenSource {
         /// Its name.
         variable: String,
     },
-    /// The `[auth] token` of a credentials file.
+    /// A credential stored in a section of a credentials file (`[auth]` for the default
+    /// profile, `[profile.NAME]` for the others).
     CredentialsFile {
         /// The file.
         path: PathBuf,
+        /// The section.
+        section: String,
     },
     /// The OS keyring.
     Keyring {
@@ -177,7 +185,9 @@ impl fmt::Display for TokenSource {
         match self {
             Self::Explicit => f.write_str("explicit token"),
             Self::Environment { variable } => write!(f, "environment variable {variable}"),
-            Self::CredentialsFile { path } => write!(f, "credentials file {}", path.display()),
+            Self::CredentialsFile { path, section } => {
+                write!(f, "credentials file {} [{section}]", path.display())
+            }
             Self::Keyring { service, entry } => write!(f, "keyring {service}/{entry}"),
         }
     }
@@ -189,6 +199,12 @@ pub struct ResolvedToken {
     pub token: SecretString,
     /// Its source, safe to log.
     pub source: TokenSource,
+    /// The session refresh token stored beside a stored token (never for a token from the
+    /// environment or an explicit one).
+    pub refresh_token: Option<SecretString>,
+    /// Where a stored token is stored (`None` for a token from the environment or an
+    /// explicit one, which manta never rewrites or removes).
+    pub stored_in: Option<crate::credentials::CredentialStore>,
 }
 
 impl fmt::Debug for ResolvedToken {
@@ -196,6 +212,10 @@ impl fmt::Debug for ResolvedToken {
         f.debug_struct("ResolvedToken")
             .field("token", &"[REDACTED]")
             .field("source", &self.source)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -310,15 +330,24 @@ impl SecretStore for OsKeyring {
 
 /// Inputs of the client token lookup chain; see [`TokenLookup::resolve`].
 pub struct TokenLookup<'a> {
-    /// A token given explicitly (e.g. `--token`); wins over everything.
+    /// A token given explicitly (an API argument); wins over everything.
     pub explicit: Option<SecretString>,
-    /// The selected profile; its `token_env` replaces `MANTA_TOKEN`.
+    /// The selected profile as configured (before `--host`/`--port` overrides): its
+    /// `token_env` is read first, and its address is where a stored credential that
+    /// recorded none came from.
     pub profile: Option<&'a Profile>,
+    /// The selected profile's name, whose stored credential is used (`default` when
+    /// `None`); a credential stored for another profile is never returned.
+    pub profile_name: Option<&'a str>,
+    /// Where the token will be sent (`host:port`, see [`crate::manager_address`]) when that
+    /// differs from the profile's own address; a stored credential that came from another
+    /// address is then not returned. `None`: the profile's own address.
+    pub address: Option<String>,
     /// The environment.
     pub env: &'a Env,
     /// Where `credentials.ini` lives.
     pub home: &'a MantaHome,
-    /// The keyring, last in the chain; `None` skips it.
+    /// The keyring; `None` skips it.
     pub store: Option<&'a dyn SecretStore>,
     /// Accept a credentials file readable by group or others.
     pub danger_allow_insecure_permissions: bool,
@@ -329,6 +358,8 @@ impl fmt::Debug for TokenLookup<'_> {
         f.debug_struct("TokenLookup")
             .field("explicit", &self.explicit.as_ref().map(|_| "[REDACTED]"))
             .field("profile", &self.profile)
+            .field("profile_name", &self.profile_name)
+            .field("address", &self.address)
             .field("home", &self.home)
             .field("store", &self.store.is_some())
             .finish()
@@ -341,6 +372,8 @@ impl<'a> TokenLookup<'a> {
         Self {
             explicit: None,
             profile: None,
+            profile_name: None,
+            address: None,
             env,
             home,
             store: None,
@@ -348,56 +381,91 @@ impl<'a> TokenLookup<'a> {
         }
     }
 
-    /// Finds the token: explicit, then the environment variable (the profile's
-    /// `token_env`, else `MANTA_TOKEN`; empty counts as unset), then `[auth] token` in
-    /// `credentials.ini` (refused unless mode 0600), then the keyring entry
-    /// `manta`/`api_token`. Reports which source was used.
+    /// Finds the token, in one order for every caller: explicit, then the profile's
+    /// `token_env` variable, then `MANTA_TOKEN` (empty counts as unset), then the
+    /// credential `manta login` stored for this profile: its section of `credentials.ini`
+    /// (refused unless mode 0600), else its keyring entries. A stored credential is used
+    /// only for the manager address it came from; a token from a variable is the user's
+    /// explicit choice and is used for any address. Reports which source was used.
     pub fn resolve(self) -> Result<ResolvedToken, ConfigError> {
+        let from = |token, source| ResolvedToken {
+            token,
+            source,
+            refresh_token: None,
+            stored_in: None,
+        };
         if let Some(token) = self.explicit {
             if token.expose_secret().is_empty() {
                 return Err(ConfigError::EmptyExplicitToken);
             }
-            return Ok(ResolvedToken {
-                token,
-                source: TokenSource::Explicit,
-            });
+            return Ok(from(token, TokenSource::Explicit));
         }
-        let variable = self
-            .profile
-            .map_or(MANTA_TOKEN, Profile::token_variable)
-            .to_owned();
+        let mut variables: Vec<&str> = Vec::with_capacity(2);
+        if let Some(v) = self.profile.and_then(|p| p.token_env.as_deref()) {
+            variables.push(v);
+        }
+        if !variables.contains(&MANTA_TOKEN) {
+            variables.push(MANTA_TOKEN);
+        }
         let mut tried = Vec::new();
-        if let Some(value) = self.env.get_non_empty(&variable) {
-            return Ok(ResolvedToken {
-                token: SecretString::from(value.as_str()),
-                source: TokenSource::Environment { variable },
-            });
+        for variable in &variables {
+            if let Some(value) = self.env.get_non_empty(variable) {
+                let source = TokenSource::Environment {
+                    variable: (*variable).to_owned(),
+                };
+                return Ok(from(SecretString::from(value.as_str()), source));
+            }
+            tried.push(format!("environment variable {variable}"));
         }
-        tried.push(format!("environment variable {variable}"));
+        let variable = variables[0].to_owned();
 
-        let path = self.home.credentials();
-        if let Some(token) = read_credentials_token(&path, self.danger_allow_insecure_permissions)?
-        {
-            return Ok(ResolvedToken {
-                token,
-                source: TokenSource::CredentialsFile { path },
-            });
+        let name = self
+            .profile_name
+            .unwrap_or(crate::credentials::DEFAULT_PROFILE);
+        let slot = crate::credentials::CredentialSlot::new(name);
+        let own = self.profile.cloned().unwrap_or_default().address();
+        let target = self.address.clone().unwrap_or_else(|| own.clone());
+        let mut found = crate::credentials::read_file_credential(
+            self.home,
+            &slot,
+            self.danger_allow_insecure_permissions,
+        )?;
+        if found.is_none() {
+            tried.push(format!(
+                "{} [{}] token",
+                self.home.credentials().display(),
+                slot.section()
+            ));
+            if let Some(store) = self.store {
+                let place = format!("keyring {KEYRING_SERVICE}/{}", slot.token_entry());
+                match crate::credentials::read_keyring_credential(store, &slot) {
+                    Ok(Some(c)) => found = Some(c),
+                    Ok(None) => tried.push(place),
+                    // An unusable keyring (no session keyring in cron or CI) is one more
+                    // place without a token, not a reason to fail a command that has none.
+                    Err(ConfigError::Keyring { message }) => {
+                        tried.push(format!("{place} (unusable: {message})"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
-        tried.push(format!("{} [auth] token", path.display()));
-
-        if let Some(store) = self.store {
-            if let Some(token) = store.get(KEYRING_SERVICE, KEYRING_ENTRY)?
-                && !token.expose_secret().is_empty()
-            {
+        if let Some(c) = found {
+            let came_from = c.address.clone().unwrap_or(own);
+            if came_from == target {
                 return Ok(ResolvedToken {
-                    token,
-                    source: TokenSource::Keyring {
-                        service: KEYRING_SERVICE.to_owned(),
-                        entry: KEYRING_ENTRY.to_owned(),
-                    },
+                    token: c.token,
+                    source: c.source,
+                    refresh_token: c.refresh_token,
+                    stored_in: Some(c.store),
                 });
             }
-            tried.push(format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"));
+            // Never hand a credential to a manager other than the one that issued it: an
+            // access token and a session refresh token are as good as a password there.
+            tried.push(format!(
+                "the credential stored for profile {name} in {} (it came from {came_from}; not sent to {target})",
+                c.source
+            ));
         }
         Err(ConfigError::NoToken { tried, variable })
     }
@@ -439,7 +507,7 @@ fn read_auth_key(
         Err(ConfigError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let value = find_auth_key(&text, key);
+    let value = find_key(&text, AUTH_SECTION, key);
     if value.is_some() {
         fsutil::check_secret_file(path, allow_insecure)?;
     }
@@ -458,7 +526,13 @@ fn key_of(line: &str) -> Option<&str> {
     line.split_once(['=', ':']).map(|(k, _)| k.trim())
 }
 
-fn find_auth_key<'t>(text: &'t str, wanted: &str) -> Option<&'t str> {
+/// The `[auth]` section: the seed's own place, which holds the `default` profile's
+/// credential.
+pub(crate) const AUTH_SECTION: &str = "auth";
+
+/// The value of `wanted` in `[section]` of INI text (quotes removed); `None` when missing
+/// or empty.
+pub(crate) fn find_key<'t>(text: &'t str, wanted_section: &str, wanted: &str) -> Option<&'t str> {
     let mut in_auth = false;
     for line in text.lines() {
         let line = line.trim();
@@ -466,7 +540,7 @@ fn find_auth_key<'t>(text: &'t str, wanted: &str) -> Option<&'t str> {
             continue;
         }
         if let Some(section) = section_of(line) {
-            in_auth = section == "auth";
+            in_auth = section == wanted_section;
             continue;
         }
         if !in_auth {
@@ -496,6 +570,15 @@ fn find_auth_key<'t>(text: &'t str, wanted: &str) -> Option<&'t str> {
 /// the file.
 fn update_auth(
     home: &MantaHome,
+    changes: &[(&str, Option<&SecretString>)],
+) -> Result<(PathBuf, bool), ConfigError> {
+    update_section(home, AUTH_SECTION, changes)
+}
+
+/// As [`update_auth`] for any `[section]` (created at the end of the file when missing).
+pub(crate) fn update_section(
+    home: &MantaHome,
+    wanted_section: &str,
     changes: &[(&str, Option<&SecretString>)],
 ) -> Result<(PathBuf, bool), ConfigError> {
     let path = home.credentials();
@@ -531,7 +614,7 @@ fn update_auth(
             if in_auth {
                 write_pending(&mut out, &mut written);
             }
-            in_auth = section == "auth";
+            in_auth = section == wanted_section;
         } else if in_auth
             && !trimmed.starts_with(';')
             && !trimmed.starts_with('#')
@@ -558,7 +641,9 @@ fn update_auth(
             if !out.is_empty() && !out.ends_with("\n\n") {
                 out.push('\n');
             }
-            out.push_str("[auth]\n");
+            out.push('[');
+            out.push_str(wanted_section);
+            out.push_str("]\n");
         }
         write_pending(&mut out, &mut written);
     }

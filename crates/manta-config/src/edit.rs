@@ -226,7 +226,13 @@ impl ConfigDocument {
         }
         let mut table: &mut dyn TableLike = self.doc.as_table_mut();
         for part in parents {
-            let item = table.entry(part).or_insert_with(toml_edit::table);
+            // Implicit: a new parent that only holds tables (`profiles` above
+            // `[profiles.dev]`) is not written as an empty `[profiles]` header.
+            let item = table.entry(part).or_insert_with(|| {
+                let mut t = toml_edit::Table::new();
+                t.set_implicit(true);
+                Item::Table(t)
+            });
             table = item.as_table_like_mut().ok_or_else(|| ConfigError::Edit {
                 key: key.to_owned(),
                 reason: format!("`{part}` is not a table; edit the file by hand"),

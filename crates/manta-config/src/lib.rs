@@ -14,8 +14,11 @@
 //!   `${VAR}` references and comments kept, atomically and with mode 0600.
 //! - [`MantaHome`], [`NodeConfigRef`]: where files live (`MANTA_HOME`, `~/.manta`).
 //! - [`ClientConfig`], [`TokenLookup`]: client profiles and the token lookup chain.
+//! - [`save_credential`], [`CredentialSlot`]: the credential `manta login` stores for each
+//!   profile, bound to the manager address it came from.
 
 mod client;
+mod credentials;
 mod edit;
 mod env;
 mod error;
@@ -33,6 +36,11 @@ pub use client::{
     read_credentials_refresh_token, read_credentials_token, remove_credentials_refresh_token,
     remove_credentials_token, save_credentials_refresh_token, save_credentials_session,
     save_credentials_token,
+};
+pub use credentials::{
+    CredentialSlot, CredentialStore, DEFAULT_PROFILE, KEYRING_ADDRESS_ENTRY, StoredCredential,
+    manager_address, place_name, probe_keyring, read_file_credential, read_keyring_credential,
+    remove_file_credential, remove_keyring_credential, save_credential,
 };
 pub use edit::{ConfigDocument, NodeTemplate, SecretWrite, TemplateToken, import_node_config};
 pub use env::Env;

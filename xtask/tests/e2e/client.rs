@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::harness::{Background, Manager, ManagerExt as _, Options};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 fn pw() -> SecretString {
     SecretString::from(PASSWORD)
@@ -432,7 +432,7 @@ async fn token_chain_profiles_and_the_file_permission_refusal() {
     let env = Env::from_pairs([("MANTA_ENV", "prod")]);
     write_mode(
         &home.credentials(),
-        &format!("[auth]\ntoken = {}\n", token.expose_secret()),
+        &format!("[profile.prod]\ntoken = {}\n", token.expose_secret()),
         0o644,
     );
     let e = UserApi::resolve(None, None, &env, &home, None).unwrap_err();
@@ -443,7 +443,7 @@ async fn token_chain_profiles_and_the_file_permission_refusal() {
     );
     write_mode(
         &home.credentials(),
-        &format!("[auth]\ntoken = {}\n", token.expose_secret()),
+        &format!("[profile.prod]\ntoken = {}\n", token.expose_secret()),
         0o600,
     );
     let r = UserApi::resolve(None, None, &env, &home, None).unwrap();
@@ -453,9 +453,9 @@ async fn token_chain_profiles_and_the_file_permission_refusal() {
     // Then the keyring; an unknown profile lists the available ones.
     std::fs::remove_file(home.credentials()).unwrap();
     let store = MemoryStore::new();
-    manta_config::SecretStore::set(&store, "manta", "api_token", &token).unwrap();
+    manta_config::SecretStore::set(&store, "manta", "api_token@prod", &token).unwrap();
     let r = UserApi::resolve(Some("prod"), None, &env, &home, Some(&store)).unwrap();
-    assert_eq!(r.token.source.to_string(), "keyring manta/api_token");
+    assert_eq!(r.token.source.to_string(), "keyring manta/api_token@prod");
     let e = UserApi::resolve(Some("prd"), None, &env, &home, Some(&store)).unwrap_err();
     assert!(e.to_string().contains("did you mean `prod`?"), "{e}");
     m.stop().await;
@@ -481,7 +481,7 @@ async fn the_blocking_facade_works_inside_a_runtime_against_the_manager() {
 
 /// Collects log output from every thread of a test.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -619,15 +619,15 @@ fn no_secret_appears_in_trace_logs_errors_or_audit() {
 }
 
 /// Runs the `manta` command in-process with its own home, keyring and standard input.
-struct Cmd<'a> {
-    env: Vec<(String, String)>,
-    store: &'a MemoryStore,
-    stdin: String,
-    logs: Captured,
+pub(crate) struct Cmd<'a> {
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) store: &'a MemoryStore,
+    pub(crate) stdin: String,
+    pub(crate) logs: Captured,
 }
 
 impl Cmd<'_> {
-    fn run(&self, args: &[&str]) -> (u8, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (u8, String, String) {
         let mut stdin = std::io::Cursor::new(self.stdin.clone().into_bytes());
         let mut ctx = Context {
             env: Env::from_pairs(self.env.clone()),
@@ -728,9 +728,7 @@ fn the_manta_command_end_to_end() {
         std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let token = manta_config::read_credentials_token(&creds, false)
-        .unwrap()
-        .unwrap();
+    let token = SecretString::from(stored_for("local", &creds).0.unwrap());
     let logs = cmd.logs.text();
     assert!(
         logs.contains("TRACE") && !logs.contains(PASSWORD) && !logs.contains(token.expose_secret())
@@ -807,9 +805,7 @@ fn the_manta_command_end_to_end() {
     let (code, out, err) = cmd.run(&["token", "refresh"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("stored in") && !out.contains("eyJ"), "{out}");
-    let renewed = manta_config::read_credentials_token(&creds, false)
-        .unwrap()
-        .unwrap();
+    let renewed = SecretString::from(stored_for("local", &creds).0.unwrap());
     assert_ne!(renewed.expose_secret(), token.expose_secret());
 
     // Clusters and swarms await issue 7: UNIMPLEMENTED has its own exit code.
@@ -876,24 +872,18 @@ fn the_manta_command_end_to_end() {
     );
     let (code, out, _) = cmd.run(&["completions", "bash"]);
     assert!(code == 0 && out.contains("manta") && out.contains("whoami"));
-    assert_eq!(
-        cmd.run(&["whoami", "--profile", "other"]).0,
-        cli::EXIT_UNAVAILABLE
-    );
+    // Profile `other` has nothing stored, and local's credential is never sent to it.
+    assert_eq!(cmd.run(&["whoami", "--profile", "other"]).0, cli::EXIT_AUTH);
 
     // Logout ends the session and forgets the stored token; the keyring path too.
     let (code, out, _) = cmd.run(&["logout"]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        manta_config::read_credentials_token(&creds, false)
-            .unwrap()
-            .is_none()
-    );
+    assert!(stored_for("local", &creds).0.is_none());
     assert_eq!(cmd.run(&["whoami"]).0, cli::EXIT_AUTH);
     cmd.stdin = format!("{PASSWORD}\n");
     assert_eq!(cmd.run(&["login", "-u", "alice", "--password-stdin"]).0, 0);
     assert!(
-        manta_config::SecretStore::get(&store, "manta", "api_token")
+        manta_config::SecretStore::get(&store, "manta", "api_token@local")
             .unwrap()
             .is_some()
     );
@@ -901,7 +891,7 @@ fn the_manta_command_end_to_end() {
     assert_eq!(cmd.run(&["whoami"]).0, 0);
     assert_eq!(cmd.run(&["logout"]).0, 0);
     assert!(
-        manta_config::SecretStore::get(&store, "manta", "api_token")
+        manta_config::SecretStore::get(&store, "manta", "api_token@local")
             .unwrap()
             .is_none()
     );
@@ -956,16 +946,22 @@ fn login(cmd: &mut Cmd<'_>, extra: &[&str]) {
     cmd.stdin.clear();
 }
 
-/// The stored access token and session refresh token of a credentials file.
+/// The access token and session refresh token a credentials file holds for profile `local`.
 fn stored(creds: &std::path::Path) -> (Option<String>, Option<String>) {
-    let read = |r: Result<Option<SecretString>, _>| {
-        r.unwrap()
-            .map(|s: SecretString| s.expose_secret().to_owned())
-    };
-    (
-        read(manta_config::read_credentials_token(creds, false)),
-        read(manta_config::read_credentials_refresh_token(creds, false)),
-    )
+    stored_for("local", creds)
+}
+
+/// The access token and session refresh token a credentials file holds for `profile`.
+fn stored_for(profile: &str, creds: &std::path::Path) -> (Option<String>, Option<String>) {
+    let home = MantaHome::at(creds.parent().unwrap());
+    let slot = manta_config::CredentialSlot::new(profile);
+    match manta_config::read_file_credential(&home, &slot, false).unwrap() {
+        Some(c) => (
+            Some(c.token.expose_secret().to_owned()),
+            c.refresh_token.map(|r| r.expose_secret().to_owned()),
+        ),
+        None => (None, None),
+    }
 }
 
 fn mode_of(path: &std::path::Path) -> u32 {
@@ -975,7 +971,7 @@ fn mode_of(path: &std::path::Path) -> u32 {
 
 /// Runs `f` with an API (no token, no automatic refresh) on the manager, on a runtime of its
 /// own: the `manta` command must not run inside one, so the test thread has none.
-fn with_api<T>(port: u16, token: Option<&str>, f: impl AsyncFnOnce(UserApi) -> T) -> T {
+pub(crate) fn with_api<T>(port: u16, token: Option<&str>, f: impl AsyncFnOnce(UserApi) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1039,21 +1035,24 @@ fn an_expired_stored_session_is_renewed_and_both_new_tokens_are_stored() {
         }
     }
 
-    // Keyring: the same, in the entries manta/api_token and manta/refresh_token.
+    // Keyring: the same, in the entries manta/api_token@local and manta/refresh_token@local.
     login(&mut cmd, &[]);
     let get = |entry| {
         manta_config::SecretStore::get(&store, "manta", entry)
             .unwrap()
             .map(|s| s.expose_secret().to_owned())
     };
-    let (token, refresh) = (get("api_token").unwrap(), get("refresh_token").unwrap());
+    let (token, refresh) = (
+        get("api_token@local").unwrap(),
+        get("refresh_token@local").unwrap(),
+    );
     // The file still holds the earlier session; the keyring login must not be shadowed by it.
     std::fs::remove_file(&creds).unwrap();
     wait_until_expired(&token);
     let (code, _, err) = cmd.run(&["token", "list"]);
     assert_eq!(code, 0, "{err}");
-    assert_ne!(get("api_token").unwrap(), token);
-    assert_ne!(get("refresh_token").unwrap(), refresh);
+    assert_ne!(get("api_token@local").unwrap(), token);
+    assert_ne!(get("refresh_token@local").unwrap(), refresh);
     drop(cmd);
     std::thread::spawn(move || drop(bg)).join().unwrap();
 }
@@ -1115,9 +1114,14 @@ fn logout_revokes_the_stored_session_and_forgets_both_tokens() {
     let refresh = SecretString::from(refresh.unwrap());
     // The stored access token is one the manager does not take, so it cannot end the
     // session through the published Logout: logout must use the refresh token.
-    manta_config::save_credentials_token(
+    manta_config::save_credential(
         &MantaHome::at(home.path()),
+        None,
+        manta_config::CredentialStore::File,
+        &manta_config::CredentialSlot::new("local"),
         &SecretString::from("not-a-valid-token"),
+        Some(&refresh),
+        &format!("127.0.0.1:{port}"),
     )
     .unwrap();
 
@@ -1140,10 +1144,10 @@ fn logout_revokes_the_stored_session_and_forgets_both_tokens() {
     // The keyring: both entries go.
     login(&mut cmd, &[]);
     let get = |entry| manta_config::SecretStore::get(&store, "manta", entry).unwrap();
-    let refresh = get("refresh_token").unwrap();
+    let refresh = get("refresh_token@local").unwrap();
     let (code, _, err) = cmd.run(&["logout"]);
     assert_eq!(code, 0, "{err}");
-    assert!(get("api_token").is_none() && get("refresh_token").is_none());
+    assert!(get("api_token@local").is_none() && get("refresh_token@local").is_none());
     let reuse = with_api(port, None, async |api| api.refresh_token(&refresh).await);
     assert!(matches!(&reuse, Err(e) if e.is_auth()), "{reuse:?}");
     drop(cmd);

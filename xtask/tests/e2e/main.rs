@@ -3,6 +3,7 @@
 //! xtask because the layering forbids client and node from depending on the manager.
 
 mod client;
+mod credentials;
 mod deploy;
 mod harness;
 mod node;

@@ -42,9 +42,10 @@ pub(crate) struct Global {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Sign in and store the token (keyring by default, or credentials.ini)
+    /// Sign in and store the profile's credential (keyring when usable, else credentials.ini)
     Login(LoginArgs),
-    /// End the session on the manager and forget the stored token
+    /// End the session `manta login` stored for the profile and forget it (tokens from
+    /// variables are never touched)
     Logout,
     /// Show the signed-in user, its scopes and where the token came from
     Whoami,
@@ -84,16 +85,19 @@ pub(crate) struct LoginArgs {
     /// Read the password from the first line of standard input
     #[arg(long)]
     pub(crate) password_stdin: bool,
-    /// Where to store the token
-    #[arg(long, value_enum, default_value_t = Store::Keyring)]
-    pub(crate) store: Store,
+    /// Where to store the credential (default: the keyring when it works in this process,
+    /// else credentials.ini)
+    #[arg(long, value_enum)]
+    pub(crate) store: Option<Store>,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
-    /// Decode a token without verifying it: header, claims, time left (never the signature)
+    /// Decode a token without verifying it: header, claims, times, time left (never the
+    /// signature); exit 0 valid, 10 expired, 11 not yet valid, 2 malformed
     Inspect {
-        /// The token, or `-` to read it from standard input (default: the token chain)
+        /// `-` reads the token from standard input (default: the profile's token); a token
+        /// itself is refused here, because command lines show in `ps` and shell history
         token: Option<String>,
     },
     /// Renew the current token now and store the new one where the old one came from
@@ -125,12 +129,31 @@ pub(crate) enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProfileCommand {
-    /// List the profiles in config.toml; `*` marks the one in use
+    /// List the profiles in config.toml; `*` marks the one in use; shows which hold a
+    /// credential and until when
     List,
     /// Make a profile the default
     Use {
         /// The profile name
         name: String,
+    },
+    /// Add a profile to config.toml (with the global --host, --port, --cert-folder)
+    Add {
+        /// The profile name (letters, digits, `-` and `_`)
+        name: String,
+        /// The environment variable holding this profile's token
+        #[arg(long)]
+        token_env: Option<String>,
+    },
+    /// Remove a profile from config.toml (log out of it first)
+    Remove {
+        /// The profile name
+        name: String,
+    },
+    /// Show a profile's settings and its stored credential (default: the one in use)
+    Show {
+        /// The profile name
+        name: Option<String>,
     },
 }
 

@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::CommandFactory as _;
 use manta_config::{
-    ClientConfig, ConfigDocument, ConfigError, KEYRING_ENTRY, KEYRING_REFRESH_ENTRY,
-    KEYRING_SERVICE, MantaHome, SelectedProfile, TokenSource,
+    ClientConfig, ConfigDocument, ConfigError, CredentialSlot, CredentialStore, DEFAULT_PROFILE,
+    KEYRING_SERVICE, MANTA_TOKEN, MantaHome, Profile, ResolvedToken, SelectedProfile,
+    StoredCredential, TokenSource, place_name,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -41,7 +42,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
+pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> Result<u8> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Setting {
             message: "manta_client::cli::run cannot run inside a tokio runtime; call it from a plain thread".into(),
@@ -54,25 +55,31 @@ pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> 
             message: format!("cannot start the runtime: {e}"),
         })?;
     let g = &cli.global;
-    match cli.command {
+    let done = match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut super::Cli::command(), "manta", out);
             Ok(())
         }
         Command::Profile(p) => profile(p, g, ctx, out),
-        Command::Token(TokenCommand::Inspect { token }) => inspect(token, g, ctx, out),
+        // The only command whose success has degrees: scripts test its exit status.
+        Command::Token(TokenCommand::Inspect { token }) => return inspect(token, g, ctx, out),
         Command::Login(args) => runtime.block_on(login(args, g, ctx, out)),
         command => runtime.block_on(connected(command, g, ctx, out)),
-    }
+    };
+    done.map(|()| super::EXIT_OK)
 }
 
 fn home(ctx: &Context<'_>) -> Result<MantaHome> {
     Ok(MantaHome::from_env(&ctx.env)?)
 }
 
-fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<SelectedProfile> {
+/// The selected profile with the command line's `--host`, `--port` and `--cert-folder`
+/// applied, and the same profile as configured (whose address is where its stored
+/// credential belongs).
+fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<(SelectedProfile, Profile)> {
     let config = ClientConfig::load(home, &ctx.env)?;
     let mut selected = config.select(g.profile.as_deref(), &ctx.env, &home.client_config())?;
+    let configured = selected.profile.clone();
     if let Some(h) = &g.host {
         selected.profile.host.clone_from(h);
     }
@@ -82,7 +89,7 @@ fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<SelectedPro
     if let Some(c) = &g.cert_folder {
         selected.profile.cert_folder = Some(c.clone());
     }
-    Ok(selected)
+    Ok((selected, configured))
 }
 
 fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
@@ -91,15 +98,58 @@ fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
         .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")))
 }
 
+/// The command that signs in to `profile`, for messages.
+fn login_command(profile: &str) -> String {
+    if profile == DEFAULT_PROFILE {
+        "manta login".to_owned()
+    } else {
+        format!("manta --profile {profile} login")
+    }
+}
+
+/// The token for the selected profile through the one chain every command uses: the
+/// profile's `token_env`, then `MANTA_TOKEN`, then what `manta login` stored for this
+/// profile, and that only when the command talks to the address it came from.
+fn lookup(
+    ctx: &Context<'_>,
+    home: &MantaHome,
+    selected: &SelectedProfile,
+    configured: &Profile,
+) -> Result<ResolvedToken> {
+    let mut lookup = manta_config::TokenLookup::new(&ctx.env, home);
+    lookup.profile = Some(configured);
+    lookup.profile_name = Some(&selected.name);
+    let target = selected.profile.address();
+    if target != configured.address() {
+        lookup.address = Some(target);
+    }
+    lookup.store = Some(ctx.store);
+    lookup.resolve().map_err(|e| match e {
+        ConfigError::NoToken { tried, variable } => Error::NotSignedIn {
+            profile: selected.name.clone(),
+            tried: tried.join(", "),
+            login: login_command(&selected.name),
+            variable,
+        },
+        e => e.into(),
+    })
+}
+
 /// An API for the selected profile, with where its token came from and, when `manta login`
-/// stored the token, the place that also holds the session refresh token.
+/// stored the token, the slot and store that also hold the session refresh token.
 struct Connection {
     api: UserApi,
     source: TokenSource,
     home: MantaHome,
-    /// Where the token is stored by manta (keyring or credentials file); `None` for tokens
-    /// from the environment, which manta never rewrites.
-    store: Option<Store>,
+    /// The selected profile's name.
+    profile: String,
+    /// Where manta stored the token; `None` for tokens from the environment, which manta
+    /// never rewrites.
+    store: Option<CredentialStore>,
+    /// The profile's credential slot.
+    slot: CredentialSlot,
+    /// The manager address the stored credential belongs to (the one dialled).
+    address: String,
     /// Whether a session refresh token was stored beside the token.
     session: bool,
 }
@@ -108,92 +158,39 @@ struct Connection {
 /// stored by `manta login`, the session refresh token stored beside it.
 fn connect(g: &Global, ctx: &Context<'_>) -> Result<Connection> {
     let home = home(ctx)?;
-    let selected = select(g, ctx, &home)?;
-    let mut lookup = manta_config::TokenLookup::new(&ctx.env, &home);
-    lookup.profile = Some(&selected.profile);
-    lookup.store = Some(ctx.store);
-    let resolved = lookup.resolve()?;
-    let store = stored_in(&resolved.source);
-    let refresh = match store {
-        Some(store) => read_refresh(store, ctx, &home)?,
-        None => None,
-    };
-    tracing::debug!(profile = %selected.name, source = %resolved.source, session = refresh.is_some(), "using token");
+    let (selected, configured) = select(g, ctx, &home)?;
+    let resolved = lookup(ctx, &home, &selected, &configured)?;
+    let session = resolved.refresh_token.is_some();
+    tracing::debug!(profile = %selected.name, source = %resolved.source, session, "using token");
     let mut b = builder(g, &selected).token(resolved.token);
-    let session = refresh.is_some();
-    if let Some(refresh) = refresh {
+    if let Some(refresh) = resolved.refresh_token {
         b = b.refresh_token(refresh);
     }
     Ok(Connection {
         api: b.build()?,
         source: resolved.source,
         home,
-        store,
+        slot: CredentialSlot::new(&selected.name),
+        address: selected.profile.address(),
+        profile: selected.name,
+        store: resolved.stored_in,
         session,
     })
 }
 
-/// Where manta stores a token that came from `source`, if it does.
-fn stored_in(source: &TokenSource) -> Option<Store> {
-    match source {
-        TokenSource::Keyring { .. } => Some(Store::Keyring),
-        TokenSource::CredentialsFile { .. } => Some(Store::File),
-        _ => None,
-    }
-}
-
-/// How a place is named in messages.
-fn place_name(store: Store, home: &MantaHome) -> String {
-    match store {
-        Store::Keyring => format!("keyring {KEYRING_SERVICE}/{KEYRING_ENTRY}"),
-        Store::File => home.credentials().display().to_string(),
-    }
-}
-
-/// The session refresh token stored in `store`, if any.
-fn read_refresh(store: Store, ctx: &Context<'_>, home: &MantaHome) -> Result<Option<SecretString>> {
-    let found = match store {
-        Store::Keyring => ctx.store.get(KEYRING_SERVICE, KEYRING_REFRESH_ENTRY)?,
-        Store::File => manta_config::read_credentials_refresh_token(&home.credentials(), false)?,
-    };
-    Ok(found.filter(|r| !r.expose_secret().is_empty()))
-}
-
-/// Removes the session refresh token from `store`; `Ok(false)` when there was none.
-fn remove_refresh(store: Store, ctx: &Context<'_>, home: &MantaHome) -> Result<bool> {
-    Ok(match store {
-        Store::Keyring => ctx.store.delete(KEYRING_SERVICE, KEYRING_REFRESH_ENTRY)?,
-        Store::File => manta_config::remove_credentials_refresh_token(home)?,
-    })
-}
-
-/// Stores the access token and the session refresh token together (or the token alone,
-/// removing a refresh token left from an older session). The refresh token goes first in
-/// the keyring and both go in one atomic write to the file, because the old refresh token
-/// may already be used up.
+/// Stores a profile's credential (the access token and the session refresh token, or the
+/// token alone, removing a refresh token left from an older session) in `kind`, all or
+/// nothing; returns where it went.
 fn store_session(
-    store: Store,
+    kind: CredentialStore,
     token: &SecretString,
     refresh: Option<&SecretString>,
     ctx: &Context<'_>,
-    home: &MantaHome,
+    conn_home: (&MantaHome, &CredentialSlot, &str),
 ) -> Result<String> {
-    match (store, refresh) {
-        (Store::Keyring, Some(refresh)) => {
-            ctx.store
-                .set(KEYRING_SERVICE, KEYRING_REFRESH_ENTRY, refresh)?;
-            store_token(store, token, ctx, home)
-        }
-        (Store::File, Some(refresh)) => {
-            let path = manta_config::save_credentials_session(home, token, refresh)?;
-            Ok(path.display().to_string())
-        }
-        (_, None) => {
-            let place = store_token(store, token, ctx, home)?;
-            remove_refresh(store, ctx, home)?;
-            Ok(place)
-        }
-    }
+    let (home, slot, address) = conn_home;
+    manta_config::save_credential(home, Some(ctx.store), kind, slot, token, refresh, address)?;
+    Ok(place_name(home, kind, slot))
 }
 
 /// Whether `token` is expired or due for renewal by the client's refresh policy (a
@@ -218,27 +215,30 @@ fn renewal_due(token: &SecretString, config: &crate::RefreshConfig) -> bool {
 /// Renews the session with its refresh token (`RefreshSession`) and stores both new
 /// tokens where the old ones were. A refused refresh token is removed and the user is
 /// told to sign in again.
-async fn renew_session(
-    api: &UserApi,
-    store: Store,
-    ctx: &Context<'_>,
-    home: &MantaHome,
-) -> Result<SecretString> {
+async fn renew_session(conn: &Connection, ctx: &Context<'_>) -> Result<SecretString> {
+    let (api, home) = (&conn.api, &conn.home);
+    let Some(kind) = conn.store else {
+        return Err(Error::SessionEnded {
+            message: "no session is stored for this token".into(),
+        });
+    };
+    let place = place_name(home, kind, &conn.slot);
     let Some(refresh) = api.session_refresh_token() else {
         return Err(Error::SessionEnded {
             message: "no session refresh token is stored".into(),
         });
     };
+    let at = (home, &conn.slot, conn.address.as_str());
     match api.refresh_token(&refresh).await {
         Ok(access) => {
             let rotated = api.session_refresh_token();
-            store_session(store, &access, rotated.as_ref(), ctx, home).map_err(|e| {
+            store_session(kind, &access, rotated.as_ref(), ctx, at).map_err(|e| {
                 Error::SessionNotStored {
-                    place: place_name(store, home),
+                    place: place.clone(),
                     source: Box::new(e),
                 }
             })?;
-            tracing::info!(stored_in = %place_name(store, home), "session renewed");
+            tracing::info!(stored_in = %place, "session renewed");
             Ok(access)
         }
         Err(e @ (Error::Authentication { .. } | Error::TokenExpired { .. })) => {
@@ -248,15 +248,13 @@ async fn renew_session(
                 }
                 _ => String::new(),
             };
-            let removed = match remove_refresh(store, ctx, home) {
-                Ok(_) => format!(
-                    "the stored refresh token was removed from {}",
-                    place_name(store, home)
-                ),
-                Err(r) => format!(
-                    "the stored refresh token could not be removed from {}: {r}",
-                    place_name(store, home)
-                ),
+            // The access token stays (it may still work until it expires); the spent
+            // refresh token goes.
+            let removed = match store_session(kind, &api.token(), None, ctx, at) {
+                Ok(_) => format!("the stored refresh token was removed from {place}"),
+                Err(r) => {
+                    format!("the stored refresh token could not be removed from {place}: {r}")
+                }
             };
             Err(Error::SessionEnded {
                 message: format!("the manager refused to renew it ({reason}); {removed}"),
@@ -264,22 +262,6 @@ async fn renew_session(
         }
         Err(e) => Err(e),
     }
-}
-
-fn store_token(
-    store: Store,
-    token: &SecretString,
-    ctx: &Context<'_>,
-    home: &MantaHome,
-) -> Result<String> {
-    match store {
-        Store::Keyring => ctx.store.set(KEYRING_SERVICE, KEYRING_ENTRY, token)?,
-        // Creates a missing MANTA_HOME with mode 0700.
-        Store::File => {
-            manta_config::save_credentials_token(home, token)?;
-        }
-    }
-    Ok(place_name(store, home))
 }
 
 fn read_line(ctx: &mut Context<'_>, what: &str) -> Result<String> {
@@ -306,9 +288,37 @@ fn echo(on: bool) {
         .status();
 }
 
+/// Where `login` stores: the store asked for, else the keyring when a probe shows it works
+/// in this process, else the credentials file (said in one line on standard error). An
+/// explicit `--store keyring` that cannot work is refused before anything is sent.
+fn login_store(asked: Option<Store>, ctx: &Context<'_>) -> Result<CredentialStore> {
+    match asked {
+        Some(Store::File) => Ok(CredentialStore::File),
+        Some(Store::Keyring) => match manta_config::probe_keyring(ctx.store) {
+            Ok(()) => Ok(CredentialStore::Keyring),
+            Err(e) => Err(Error::InvalidArgument {
+                message: format!(
+                    "{e}; sign in with `--store file` to keep the credential in the credentials file (mode 0600)"
+                ),
+            }),
+        },
+        None => match manta_config::probe_keyring(ctx.store) {
+            Ok(()) => Ok(CredentialStore::Keyring),
+            Err(e) => {
+                eprintln!(
+                    "note: {e}; storing the credential in the credentials file (mode 0600) instead"
+                );
+                tracing::info!(error = %e, "keyring unusable, using the credentials file");
+                Ok(CredentialStore::File)
+            }
+        },
+    }
+}
+
 async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
     let home = home(ctx)?;
-    let selected = select(g, ctx, &home)?;
+    let (selected, _) = select(g, ctx, &home)?;
+    let kind = login_store(args.store, ctx)?;
     let username = match args.username {
         Some(u) => u,
         None if args.password_stdin => {
@@ -339,7 +349,15 @@ async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>)
     };
     let api = builder(g, &selected).sign_in(&username, &password).await?;
     let refresh = api.session_refresh_token();
-    let place = store_session(args.store, &api.token(), refresh.as_ref(), ctx, &home)?;
+    let slot = CredentialSlot::new(&selected.name);
+    let address = selected.profile.address();
+    let place = store_session(
+        kind,
+        &api.token(),
+        refresh.as_ref(),
+        ctx,
+        (&home, &slot, &address),
+    )?;
     let stored = if refresh.is_some() {
         "token and session refresh token"
     } else {
@@ -348,48 +366,51 @@ async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>)
     if g.json {
         print_json(
             out,
-            &json!({"username": username, "profile": selected.name, "stored_in": place,
-                    "session_renewable": refresh.is_some()}),
+            &json!({"username": username, "profile": selected.name, "address": address,
+                    "stored_in": place, "session_renewable": refresh.is_some()}),
         )
     } else {
         writeln!(
             out,
-            "signed in as {username} ({}:{}); {stored} stored in {place}",
-            selected.profile.host, selected.profile.port
+            "signed in as {username} ({address}, profile {}); {stored} stored in {place}",
+            selected.name
         )
         .map_err(io_err)
     }
 }
 
-fn forget(source: &TokenSource, ctx: &Context<'_>, home: &MantaHome) -> Result<Option<String>> {
-    match source {
-        TokenSource::Keyring { service, entry } => {
-            ctx.store.delete(service, entry)?;
-            Ok(Some(format!("keyring {service}/{entry}")))
-        }
-        TokenSource::CredentialsFile { path } => {
-            manta_config::remove_credentials_token(home)?;
-            Ok(Some(path.display().to_string()))
-        }
-        _ => Ok(None),
-    }
-}
-
-fn when(secs: Option<u64>) -> String {
-    secs.map_or_else(|| "-".to_owned(), |s| format!("{s} (unix)"))
-}
-
-fn left(exp: Option<u64>) -> String {
-    let Some(exp) = exp else {
-        return "never".into();
-    };
-    let now = SystemTime::now()
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if exp <= now {
-        return "expired".into();
-    }
-    let s = exp - now;
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-22T10:00:00Z` for unix seconds (UTC; the proleptic Gregorian calendar).
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01.
+    #[expect(clippy::cast_possible_wrap, reason = "days since 1970 fit an i64")]
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// A duration for people: `45s`, `59m`, `3h12m`, `29d4h`.
+fn human(s: u64) -> String {
     match s {
         0..=119 => format!("{s}s"),
         120..=7199 => format!("{}m", s / 60),
@@ -398,25 +419,43 @@ fn left(exp: Option<u64>) -> String {
     }
 }
 
+fn when(secs: Option<u64>) -> String {
+    secs.map_or_else(|| "-".to_owned(), |s| format!("{} (unix {s})", rfc3339(s)))
+}
+
+fn left(exp: Option<u64>) -> String {
+    let Some(exp) = exp else {
+        return "never".into();
+    };
+    let now = unix_now();
+    if exp <= now {
+        return "expired".into();
+    }
+    human(exp - now)
+}
+
 async fn connected(
     command: Command,
     g: &Global,
     ctx: &mut Context<'_>,
     out: Out<'_>,
 ) -> Result<()> {
+    if matches!(command, Command::Logout) {
+        return logout(g, ctx, out).await;
+    }
     let conn = connect(g, ctx)?;
-    let logout = matches!(command, Command::Logout);
+    let logout = false;
     let explicit_refresh = matches!(command, Command::Token(TokenCommand::Refresh));
     // A stored session whose access token expired (or soon will) is renewed before the
     // call, so a user who signed in once keeps working until the session ends. Logout
     // revokes the session instead, and `token refresh` renews it itself.
-    if let Some(store) = conn.store
+    if conn.store.is_some()
         && conn.session
         && !logout
         && !explicit_refresh
         && renewal_due(&conn.api.token(), &crate::RefreshConfig::default())
     {
-        renew_session(&conn.api, store, ctx, &conn.home).await?;
+        renew_session(&conn, ctx).await?;
     }
     let before = conn.api.refresh_count();
     let result = run_connected(command, &conn, g, ctx, out).await;
@@ -429,15 +468,12 @@ async fn connected(
         && let Some(store) = conn.store
     {
         let refresh = conn.api.session_refresh_token();
-        let stored = if refresh.is_some() {
-            store_session(store, &conn.api.token(), refresh.as_ref(), ctx, &conn.home)
-        } else {
-            store_token(store, &conn.api.token(), ctx, &conn.home)
-        };
+        let at = (&conn.home, &conn.slot, conn.address.as_str());
+        let stored = store_session(store, &conn.api.token(), refresh.as_ref(), ctx, at);
         if let Err(e) = stored {
             if refresh.is_some() && result.is_ok() {
                 return Err(Error::SessionNotStored {
-                    place: place_name(store, &conn.home),
+                    place: place_name(&conn.home, store, &conn.slot),
                     source: Box::new(e),
                 });
             }
@@ -456,37 +492,8 @@ async fn run_connected(
 ) -> Result<()> {
     let (api, source, home) = (&conn.api, &conn.source, &conn.home);
     match command {
-        Command::Logout => {
-            // With a stored session, RevokeSession ends it with its refresh token, which
-            // works even after the access token expired; an unknown refresh token falls
-            // back to the published Logout with the access token.
-            let refresh = api.session_refresh_token();
-            let server = match &refresh {
-                Some(r) => match api.revoke_session(r).await {
-                    Err(e) if e.is_auth() => api.logout().await.map(|_| ()),
-                    other => other,
-                },
-                None => api.logout().await.map(|_| ()),
-            };
-            let forgotten = forget(source, ctx, home)?;
-            let session_removed = match conn.store {
-                Some(store) => remove_refresh(store, ctx, home)?,
-                None => false,
-            };
-            let what = if session_removed {
-                "the token and the session refresh token"
-            } else {
-                "the token"
-            };
-            let where_ = forgotten
-                .unwrap_or_else(|| format!("nothing stored ({source} is not managed by manta)"));
-            match server {
-                Ok(()) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) => {
-                    writeln!(out, "logged out; removed {what} from {where_}").map_err(io_err)
-                }
-                Err(e) => Err(e),
-            }
-        }
+        // Handled by `logout` before connecting.
+        Command::Logout => Ok(()),
         Command::Whoami => {
             let user = api.get_user().await?;
             let exp = manta_auth::inspect(api.token().expose_secret())
@@ -494,18 +501,24 @@ async fn run_connected(
                 .and_then(|i| i.claims.exp);
             // Where the session refresh token is, never the token itself.
             let session_in = match conn.store {
-                Some(Store::Keyring) if api.session_refresh_token().is_some() => {
-                    Some(format!("keyring {KEYRING_SERVICE}/{KEYRING_REFRESH_ENTRY}"))
+                Some(CredentialStore::Keyring) if api.session_refresh_token().is_some() => Some(
+                    format!("keyring {KEYRING_SERVICE}/{}", conn.slot.refresh_entry()),
+                ),
+                Some(CredentialStore::File) if api.session_refresh_token().is_some() => {
+                    Some(format!(
+                        "{} [{}] refresh_token",
+                        home.credentials().display(),
+                        conn.slot.section()
+                    ))
                 }
-                Some(Store::File) if api.session_refresh_token().is_some() => Some(format!(
-                    "{} [auth] refresh_token",
-                    home.credentials().display()
-                )),
                 _ => None,
             };
             if g.json {
                 let mut v = to_json(&user);
+                v["profile"] = json!(conn.profile);
+                v["manager"] = json!(conn.address);
                 v["token_source"] = json!(source.to_string());
+                v["token_managed_by_manta"] = json!(conn.store.is_some());
                 v["token_expires_at"] = json!(exp);
                 v["session_renewable"] = json!(session_in.is_some());
                 v["session_refresh_token_in"] = json!(session_in);
@@ -520,7 +533,7 @@ async fn run_connected(
                 };
                 writeln!(
                     out,
-                    "{} (id {})\nscopes: {}\ntoken: {source}, expires in {}\nsession: {session}",
+                    "{} (id {})\nscopes: {}\nprofile: {} ({})\ntoken: {source}, expires in {}\nsession: {session}",
                     user.username,
                     user.id,
                     if user.scopes.is_empty() {
@@ -528,6 +541,8 @@ async fn run_connected(
                     } else {
                         user.scopes.join(" ")
                     },
+                    conn.profile,
+                    conn.address,
                     left(exp),
                 )
                 .map_err(io_err)
@@ -553,7 +568,7 @@ async fn token(
             // A stored session is renewed with its refresh token, which also works after
             // the access token expired.
             if let (Some(store), true) = (conn.store, conn.session) {
-                let new = renew_session(api, store, ctx, home).await?;
+                let new = renew_session(conn, ctx).await?;
                 let exp = manta_auth::inspect(new.expose_secret())
                     .ok()
                     .and_then(|i| i.claims.exp);
@@ -561,7 +576,7 @@ async fn token(
                     out,
                     "session renewed; token expires in {}; token and session refresh token stored in {}",
                     left(exp),
-                    place_name(store, home)
+                    place_name(home, store, &conn.slot)
                 )
                 .map_err(io_err);
             }
@@ -569,12 +584,11 @@ async fn token(
             let exp = manta_auth::inspect(new.expose_secret())
                 .ok()
                 .and_then(|i| i.claims.exp);
-            let stored = match source {
-                TokenSource::Keyring { .. } => Some(store_token(Store::Keyring, &new, ctx, home)?),
-                TokenSource::CredentialsFile { .. } => {
-                    Some(store_token(Store::File, &new, ctx, home)?)
-                }
-                _ => None,
+            let _ = source;
+            let at = (home, &conn.slot, conn.address.as_str());
+            let stored = match conn.store {
+                Some(kind) => Some(store_session(kind, &new, None, ctx, at)?),
+                None => None,
             };
             match stored {
                 Some(place) => writeln!(
@@ -644,31 +658,161 @@ async fn token(
     }
 }
 
-fn inspect(token: Option<String>, g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
+/// Ends what `manta login` stored for the selected profile: revokes its session on the
+/// manager it came from and removes it from the credentials file and the keyring. A token
+/// from an environment variable is never revoked or removed: the user handed it to the
+/// shell, not to manta.
+async fn logout(g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
+    let home = home(ctx)?;
+    let (selected, configured) = select(g, ctx, &home)?;
+    let name = &selected.name;
+    let slot = CredentialSlot::new(name);
+    let variables = [configured.token_env.as_deref(), Some(MANTA_TOKEN)];
+    let untouched = variables
+        .into_iter()
+        .flatten()
+        .find(|v| ctx.env.get_non_empty(v).is_some())
+        .map(|v| {
+            format!(
+                "; the token in environment variable {v} is not managed by manta and was left as is"
+            )
+        })
+        .unwrap_or_default();
+    let stored = match manta_config::read_file_credential(&home, &slot, false)? {
+        Some(c) => Some(c),
+        // A keyring that does not work here holds nothing this process could end.
+        None => manta_config::read_keyring_credential(ctx.store, &slot).unwrap_or(None),
+    };
+    let Some(cred) = stored else {
+        return writeln!(
+            out,
+            "not logged out: nothing is stored for profile {name}{untouched}"
+        )
+        .map_err(io_err);
+    };
+    let came_from = cred.address.clone().unwrap_or_else(|| configured.address());
+    let target = selected.profile.address();
+    if came_from != target {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "the credential stored for profile {name} came from {came_from}, not {target}; run `manta logout` without --host and --port to end it there"
+            ),
+        });
+    }
+    let api = builder(g, &selected)
+        .token(cred.token.clone())
+        .no_auto_refresh()
+        .build()?;
+    // With a stored session, RevokeSession ends it with its refresh token, which works
+    // even after the access token expired; an unknown refresh token falls back to the
+    // published Logout with the access token.
+    let server = match &cred.refresh_token {
+        Some(r) => match api.revoke_session(r).await {
+            Err(e) if e.is_auth() => api.logout().await.map(|_| ()),
+            other => other,
+        },
+        None => api.logout().await.map(|_| ()),
+    };
+    manta_config::remove_file_credential(&home, &slot)?;
+    // Entries of an unusable keyring cannot be read either, so they do not linger.
+    let _ = manta_config::remove_keyring_credential(ctx.store, &slot);
+    let what = if cred.refresh_token.is_some() {
+        "the token and the session refresh token"
+    } else {
+        "the token"
+    };
+    match server {
+        Ok(()) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) => writeln!(
+            out,
+            "logged out of profile {name} ({target}); removed {what} from {}{untouched}",
+            cred.source
+        )
+        .map_err(io_err),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a token is usable now, by its `nbf` and `exp` claims (not verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenState {
+    /// Valid; seconds left (`None`: no expiry).
+    Valid(Option<u64>),
+    /// Expired this many seconds ago.
+    Expired(u64),
+    /// Valid only in this many seconds.
+    NotYetValid(u64),
+}
+
+fn token_state(nbf: Option<u64>, exp: Option<u64>, now: u64) -> TokenState {
+    match (nbf, exp) {
+        (_, Some(exp)) if exp <= now => TokenState::Expired(now - exp),
+        (Some(nbf), _) if nbf > now => TokenState::NotYetValid(nbf - now),
+        (_, exp) => TokenState::Valid(exp.map(|e| e - now)),
+    }
+}
+
+impl TokenState {
+    fn describe(self) -> String {
+        match self {
+            TokenState::Valid(None) => "valid, no expiry".to_owned(),
+            TokenState::Valid(Some(left)) => format!("valid, expires in {}", human(left)),
+            TokenState::Expired(ago) => format!("expired {} ago", human(ago)),
+            TokenState::NotYetValid(wait) => format!("not yet valid, valid in {}", human(wait)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TokenState::Valid(_) => "valid",
+            TokenState::Expired(_) => "expired",
+            TokenState::NotYetValid(_) => "not_yet_valid",
+        }
+    }
+
+    /// The exit status of `manta token inspect`, for scripts.
+    fn exit_code(self) -> u8 {
+        match self {
+            TokenState::Valid(_) => super::EXIT_OK,
+            TokenState::Expired(_) => super::EXIT_TOKEN_EXPIRED,
+            TokenState::NotYetValid(_) => super::EXIT_TOKEN_NOT_YET_VALID,
+        }
+    }
+}
+
+fn time_json(secs: Option<u64>) -> serde_json::Value {
+    secs.map_or(
+        serde_json::Value::Null,
+        |s| json!({"unix": s, "rfc3339": rfc3339(s)}),
+    )
+}
+
+fn inspect(token: Option<String>, g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<u8> {
     let (token, source) = match token.as_deref() {
         Some("-") => (
             SecretString::from(read_line(ctx, "token")?.trim().to_owned()),
             "standard input".to_owned(),
         ),
-        Some(t) => (SecretString::from(t.to_owned()), "argument".to_owned()),
+        Some(_) => {
+            return Err(Error::InvalidArgument {
+                message: "a token on the command line shows in `ps` and in shell history; pipe it with `manta token inspect -` instead".into(),
+            });
+        }
         None => {
             let home = home(ctx)?;
-            let selected = select(g, ctx, &home)?;
-            let mut lookup = manta_config::TokenLookup::new(&ctx.env, &home);
-            lookup.profile = Some(&selected.profile);
-            lookup.store = Some(ctx.store);
-            let r = lookup.resolve()?;
+            let (selected, configured) = select(g, ctx, &home)?;
+            let r = lookup(ctx, &home, &selected, &configured)?;
             (r.token, r.source.to_string())
         }
     };
     let seen = manta_auth::inspect(token.expose_secret()).map_err(Error::Token)?;
     let c = &seen.claims;
+    let state = token_state(c.nbf, c.exp, unix_now());
     let scopes = seen.scopes().map_or_else(
         |_| c.permissions.clone(),
         |s| s.scopes().iter().map(ToString::to_string).collect(),
     );
     if g.json {
-        return print_json(
+        print_json(
             out,
             &json!({
                 "source": source,
@@ -677,17 +821,27 @@ fn inspect(token: Option<String>, g: &Global, ctx: &mut Context<'_>, out: Out<'_
                 "claims": to_json(c),
                 "kind": c.kind.map(|k| k.to_string()),
                 "scopes": scopes,
+                "issued_at": time_json(c.iat),
+                "not_before": time_json(c.nbf),
+                "expires_at": time_json(c.exp),
                 "time_left": left(c.exp),
+                "status": state.name(),
+                "valid": matches!(state, TokenState::Valid(_)),
             }),
-        );
+        )?;
+        return Ok(state.exit_code());
     }
     let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    let not_before = c
+        .nbf
+        .map(|n| format!("not before: {}\n", when(Some(n))))
+        .unwrap_or_default();
     writeln!(
         out,
         "token from {source} (NOT verified: decoded only)\n\
          header: alg={} kid={} typ={}\n\
          kind:    {}\nsubject: {}\nissuer:  {}\naudience: {}\nid (jti): {}\n\
-         issued:  {}\nexpires: {}\ntime left: {}\nscopes:  {}",
+         issued:  {}\n{not_before}expires: {}\ntime left: {}\nstatus:  {}\nscopes:  {}",
         seen.header.alg,
         opt(&seen.header.kid),
         opt(&seen.header.typ),
@@ -703,13 +857,99 @@ fn inspect(token: Option<String>, g: &Global, ctx: &mut Context<'_>, out: Out<'_
         when(c.iat),
         when(c.exp),
         left(c.exp),
+        state.describe(),
         if scopes.is_empty() {
             "-".to_owned()
         } else {
             scopes.join(" ")
         },
     )
-    .map_err(io_err)
+    .map_err(io_err)?;
+    Ok(state.exit_code())
+}
+
+/// What `manta login` stored for `profile`, if anything (the file first, then the keyring;
+/// a keyring that does not work here holds nothing).
+fn stored_credential(
+    ctx: &Context<'_>,
+    home: &MantaHome,
+    profile: &str,
+) -> Result<Option<StoredCredential>> {
+    let slot = CredentialSlot::new(profile);
+    Ok(
+        match manta_config::read_file_credential(home, &slot, false)? {
+            Some(c) => Some(c),
+            None => manta_config::read_keyring_credential(ctx.store, &slot).unwrap_or(None),
+        },
+    )
+}
+
+fn token_exp(token: &SecretString) -> Option<u64> {
+    manta_auth::inspect(token.expose_secret())
+        .ok()
+        .and_then(|i| i.claims.exp)
+}
+
+fn credential_json(c: Option<&StoredCredential>) -> serde_json::Value {
+    c.map_or(serde_json::Value::Null, |c| {
+        json!({
+            "stored_in": c.source.to_string(),
+            "address": c.address,
+            "token_expires_at": time_json(token_exp(&c.token)),
+            "session_renewable": c.refresh_token.is_some(),
+        })
+    })
+}
+
+fn credential_text(c: Option<&StoredCredential>) -> String {
+    let Some(c) = c else {
+        return "not signed in".to_owned();
+    };
+    let store = match c.store {
+        CredentialStore::Keyring => "keyring",
+        _ => "file",
+    };
+    let until = match token_exp(&c.token) {
+        Some(exp) if exp > unix_now() => format!("token until {}", rfc3339(exp)),
+        Some(exp) => format!("token expired {}", rfc3339(exp)),
+        None => "token without expiry".to_owned(),
+    };
+    let session = if c.refresh_token.is_some() {
+        ", renewable"
+    } else {
+        ""
+    };
+    format!("signed in ({store}), {until}{session}")
+}
+
+fn connection_kind(p: &Profile) -> String {
+    match (&p.cert_folder, p.port) {
+        (Some(f), _) => format!("mTLS {}", f.display()),
+        (None, 443) => "TLS".to_owned(),
+        (None, _) => "plaintext".to_owned(),
+    }
+}
+
+/// Profile names become TOML keys and INI sections; keep them plain.
+fn check_profile_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::InvalidArgument {
+            message: format!("`{name}` is not a profile name; use letters, digits, `-` and `_`"),
+        });
+    }
+    Ok(())
+}
+
+fn open_client_config(path: &std::path::Path) -> Result<ConfigDocument> {
+    match ConfigDocument::open(path) {
+        Ok(d) => Ok(d),
+        Err(ConfigError::NotFound { .. }) => Ok(ConfigDocument::parse("")?),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Result<()> {
@@ -723,18 +963,18 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                 .ok()
                 .map(|s| s.name);
             if g.json {
-                let list: Vec<_> = config
-                    .profiles
-                    .iter()
-                    .map(|(name, p)| {
-                        json!({"name": name, "host": p.host, "port": p.port, "token_env": p.token_variable(),
-                               "cert_folder": p.cert_folder, "current": current.as_deref() == Some(name)})
-                    })
-                    .collect();
+                let mut list = Vec::with_capacity(config.profiles.len());
+                for (name, p) in &config.profiles {
+                    let cred = stored_credential(ctx, &home, name)?;
+                    list.push(json!({"name": name, "host": p.host, "port": p.port, "token_env": p.token_variable(),
+                               "cert_folder": p.cert_folder, "current": current.as_deref() == Some(name),
+                               "credential": credential_json(cred.as_ref())}));
+                }
                 return print_json(out, &json!(list));
             }
             if config.profiles.is_empty() {
-                writeln!(out, "no profiles in {}; the built-in default is localhost:50052 (add [profiles.NAME] tables)", path.display())
+                let cred = stored_credential(ctx, &home, DEFAULT_PROFILE)?;
+                writeln!(out, "no profiles in {}; the built-in default is localhost:50052 ({}); add one with `manta profile add NAME --host H --port P`", path.display(), credential_text(cred.as_ref()))
                     .map_err(io_err)?;
                 return Ok(());
             }
@@ -744,17 +984,15 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                 } else {
                     " "
                 };
-                let tls = match (&p.cert_folder, p.port) {
-                    (Some(f), _) => format!("mTLS {}", f.display()),
-                    (None, 443) => "TLS".to_owned(),
-                    (None, _) => "plaintext".to_owned(),
-                };
+                let cred = stored_credential(ctx, &home, name)?;
                 writeln!(
                     out,
-                    "{mark} {name:<12} {}:{:<6} {tls:<20} token from ${}",
+                    "{mark} {name:<12} {}:{:<6} {:<20} token from ${}; {}",
                     p.host,
                     p.port,
-                    p.token_variable()
+                    connection_kind(p),
+                    p.token_variable(),
+                    credential_text(cred.as_ref())
                 )
                 .map_err(io_err)?;
             }
@@ -763,14 +1001,120 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
         ProfileCommand::Use { name } => {
             // Refuses unknown names with the list of available ones and a suggestion.
             config.select(Some(&name), &ctx.env, &path)?;
-            let mut doc = match ConfigDocument::open(&path) {
-                Ok(d) => d,
-                Err(ConfigError::NotFound { .. }) => ConfigDocument::parse("")?,
-                Err(e) => return Err(e.into()),
-            };
+            let mut doc = open_client_config(&path)?;
             doc.set_str("default_profile", &name)?;
             doc.save(&path)?;
             writeln!(out, "default profile is now {name} ({})", path.display()).map_err(io_err)
+        }
+        ProfileCommand::Add { name, token_env } => {
+            check_profile_name(&name)?;
+            if config.profiles.contains_key(&name) {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "profile {name} already exists in {}; remove it first (`manta profile remove {name}`)",
+                        path.display()
+                    ),
+                });
+            }
+            let Some(host) = &g.host else {
+                return Err(Error::InvalidArgument {
+                    message:
+                        "a new profile needs its manager: give --host (and --port, default 50052)"
+                            .into(),
+                });
+            };
+            let mut doc = open_client_config(&path)?;
+            let key = |k: &str| format!("profiles.{name}.{k}");
+            doc.set_str(&key("host"), host)?;
+            doc.set_integer(&key("port"), i64::from(g.port.unwrap_or(50052)))?;
+            if let Some(v) = &token_env {
+                doc.set_str(&key("token_env"), v)?;
+            }
+            if let Some(c) = &g.cert_folder {
+                doc.set_str(&key("cert_folder"), &c.display().to_string())?;
+            }
+            doc.save(&path)?;
+            // Loading it back proves the file is still one `manta` reads.
+            let added =
+                ClientConfig::load(&home, &ctx.env)?.select(Some(&name), &ctx.env, &path)?;
+            writeln!(
+                out,
+                "added profile {name} ({}, {}) to {}; sign in with `{}`",
+                added.profile.address(),
+                connection_kind(&added.profile),
+                path.display(),
+                login_command(&name)
+            )
+            .map_err(io_err)
+        }
+        ProfileCommand::Remove { name } => {
+            config.select(Some(&name), &ctx.env, &path)?;
+            if stored_credential(ctx, &home, &name)?.is_some() {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "profile {name} holds a stored credential; end it first with `manta --profile {name} logout`"
+                    ),
+                });
+            }
+            let mut doc = open_client_config(&path)?;
+            doc.remove(&format!("profiles.{name}"));
+            let was_default = config.default_profile.as_deref() == Some(name.as_str());
+            if was_default {
+                doc.remove("default_profile");
+            }
+            doc.save(&path)?;
+            let note = if was_default {
+                "; it was the default profile, so default_profile was removed too"
+            } else {
+                ""
+            };
+            writeln!(out, "removed profile {name} from {}{note}", path.display()).map_err(io_err)
+        }
+        ProfileCommand::Show { name } => {
+            let selected =
+                config.select(name.as_deref().or(g.profile.as_deref()), &ctx.env, &path)?;
+            let p = &selected.profile;
+            let cred = stored_credential(ctx, &home, &selected.name)?;
+            let env_token = [p.token_env.as_deref(), Some(MANTA_TOKEN)]
+                .into_iter()
+                .flatten()
+                .find(|v| ctx.env.get_non_empty(v).is_some());
+            if g.json {
+                return print_json(
+                    out,
+                    &json!({"name": selected.name, "host": p.host, "port": p.port,
+                            "token_env": p.token_env, "cert_folder": p.cert_folder,
+                            "connection": connection_kind(p),
+                            "token_variable_set": env_token,
+                            "credential": credential_json(cred.as_ref())}),
+                );
+            }
+            let variables = match &p.token_env {
+                Some(v) => format!("${v}, then $MANTA_TOKEN"),
+                None => "$MANTA_TOKEN".to_owned(),
+            };
+            let in_use = match (env_token, &cred) {
+                (Some(v), _) => format!("${v} (set: it is used before any stored credential)"),
+                (None, Some(_)) => "the stored credential (no variable is set)".to_owned(),
+                (None, None) => "none (no variable is set and nothing is stored)".to_owned(),
+            };
+            let stored = match &cred {
+                Some(c) => format!(
+                    "{} in {}, for {}",
+                    credential_text(Some(c)),
+                    c.source,
+                    c.address.clone().unwrap_or_else(|| p.address())
+                ),
+                None => format!("none; sign in with `{}`", login_command(&selected.name)),
+            };
+            writeln!(
+                out,
+                "profile: {}\nmanager: {} ({})\ntoken variables: {variables}\ntoken in use: {in_use}\nstored credential: {stored}",
+                selected.name,
+                p.address(),
+                connection_kind(p),
+            )
+            .map_err(io_err)
         }
     }
 }
@@ -944,5 +1288,144 @@ mod tests {
         check(jwt(now - 3600, now - 1), true);
         // No readable expiry: never renewed ahead of time.
         check(SecretString::from("opaque-api-token"), false);
+    }
+
+    #[test]
+    fn token_states_and_times_for_people() {
+        assert_eq!(
+            token_state(None, Some(1000), 400),
+            TokenState::Valid(Some(600))
+        );
+        assert_eq!(token_state(None, Some(1000), 1000), TokenState::Expired(0));
+        assert_eq!(
+            token_state(Some(500), Some(1000), 400),
+            TokenState::NotYetValid(100)
+        );
+        assert_eq!(token_state(None, None, 400), TokenState::Valid(None));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_790_000_000), "2026-09-21T14:13:20Z");
+        assert_eq!(TokenState::Expired(3 * 3600).describe(), "expired 3h0m ago");
+    }
+
+    fn jwt_with(claims: &str) -> String {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.c2ln", b64(r#"{"alg":"EdDSA"}"#), b64(claims))
+    }
+
+    /// `manta token inspect - [--json]` with `token` on standard input.
+    fn inspect_stdin(token: &str, json: bool) -> (u8, String, String) {
+        let store = manta_config::MemoryStore::new();
+        let mut stdin = std::io::Cursor::new(format!("{token}\n").into_bytes());
+        let mut ctx = Context {
+            env: manta_config::Env::from_pairs([("MANTA_HOME", "/nonexistent-manta-home")]),
+            store: &store,
+            stdin: &mut stdin,
+            stdin_is_terminal: false,
+            log: tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::sink),
+        };
+        let mut args = vec!["manta", "token", "inspect", "-"];
+        if json {
+            args.push("--json");
+        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = super::super::run_with(args, &mut ctx, &mut out, &mut err);
+        let code: u8 = format!("{code:?}")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap();
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn inspect_exit_status_tells_valid_expired_not_yet_valid_and_malformed_apart() {
+        // A day away from now either way: far beyond any clock tick during the test.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let valid = jwt_with(&format!(
+            r#"{{"sub":"u","iat":{now},"exp":{}}}"#,
+            now + 86_400
+        ));
+        let expired = jwt_with(&format!(r#"{{"sub":"u","exp":{}}}"#, now - 86_400));
+        let early = jwt_with(&format!(
+            r#"{{"sub":"u","nbf":{},"exp":{}}}"#,
+            now + 86_400,
+            now + 2 * 86_400
+        ));
+        let (code, out, _) = inspect_stdin(&valid, false);
+        assert_eq!(code, super::super::EXIT_OK, "{out}");
+        assert!(
+            out.contains("status:  valid, expires in 23h")
+                || out.contains("status:  valid, expires in 24h"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "{} (unix {})",
+                rfc3339(now + 86_400),
+                now + 86_400
+            )),
+            "{out}"
+        );
+        let (code, out, _) = inspect_stdin(&expired, false);
+        assert_eq!(code, super::super::EXIT_TOKEN_EXPIRED, "{out}");
+        assert!(
+            out.contains("expired 1d0h ago") || out.contains("expired 24h"),
+            "{out}"
+        );
+        let (code, out, _) = inspect_stdin(&early, true);
+        assert_eq!(code, super::super::EXIT_TOKEN_NOT_YET_VALID, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"], "not_yet_valid");
+        assert_eq!(v["not_before"]["unix"], now + 86_400);
+        assert_eq!(v["not_before"]["rfc3339"], rfc3339(now + 86_400));
+        assert_eq!(v["expires_at"]["unix"], now + 2 * 86_400);
+        let (code, _, err) = inspect_stdin("not.a.jwt", false);
+        assert_eq!(code, super::super::EXIT_USAGE, "{err}");
+        let distinct = [
+            super::super::EXIT_OK,
+            super::super::EXIT_TOKEN_EXPIRED,
+            super::super::EXIT_TOKEN_NOT_YET_VALID,
+            super::super::EXIT_USAGE,
+        ];
+        let unique: std::collections::BTreeSet<_> = distinct.iter().collect();
+        assert_eq!(unique.len(), distinct.len());
+    }
+
+    #[test]
+    fn inspect_refuses_a_token_on_the_command_line() {
+        let store = manta_config::MemoryStore::new();
+        let mut stdin = std::io::Cursor::new(Vec::new());
+        let mut ctx = Context {
+            env: manta_config::Env::from_pairs([("MANTA_HOME", "/nonexistent-manta-home")]),
+            store: &store,
+            stdin: &mut stdin,
+            stdin_is_terminal: false,
+            log: tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::sink),
+        };
+        let token = jwt_with(r#"{"sub":"u"}"#);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = super::super::run_with(
+            ["manta", "token", "inspect", token.as_str()],
+            &mut ctx,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, std::process::ExitCode::from(super::super::EXIT_USAGE));
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.contains("manta token inspect -") && !err.contains(&token),
+            "{err}"
+        );
+        assert!(out.is_empty());
     }
 }

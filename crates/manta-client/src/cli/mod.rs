@@ -6,7 +6,8 @@
 //! (no token, refused or expired token, wrong password, a session that can no longer be
 //! renewed), 4 permission denied, 5 not found, 6 manager unreachable or timed out, 7
 //! configuration or TLS (including a renewed session that could not be stored), 8 not
-//! implemented by the manager.
+//! implemented by the manager; `manta token inspect` adds 10 (expired) and 11 (not yet
+//! valid), a malformed token being 2.
 
 mod args;
 mod commands;
@@ -40,6 +41,10 @@ pub const EXIT_UNAVAILABLE: u8 = 6;
 pub const EXIT_CONFIG: u8 = 7;
 /// The manager does not implement the call.
 pub const EXIT_UNIMPLEMENTED: u8 = 8;
+/// `manta token inspect`: the token has expired.
+pub const EXIT_TOKEN_EXPIRED: u8 = 10;
+/// `manta token inspect`: the token is not valid yet (its `nbf` is in the future).
+pub const EXIT_TOKEN_NOT_YET_VALID: u8 = 11;
 
 /// What the command reads besides its arguments. Tests give their own; [`run`] uses the
 /// process environment, the OS keyring, the real standard input and standard error.
@@ -68,9 +73,10 @@ impl std::fmt::Debug for Context<'_> {
 #[must_use]
 pub fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Authentication { .. } | Error::TokenExpired { .. } | Error::SessionEnded { .. } => {
-            EXIT_AUTH
-        }
+        Error::Authentication { .. }
+        | Error::TokenExpired { .. }
+        | Error::SessionEnded { .. }
+        | Error::NotSignedIn { .. } => EXIT_AUTH,
         Error::Config(manta_config::ConfigError::NoToken { .. }) => EXIT_AUTH,
         Error::PermissionDenied { .. } => EXIT_PERMISSION,
         Error::NotFound { .. } => EXIT_NOT_FOUND,
@@ -143,7 +149,7 @@ where
     let result =
         tracing::subscriber::with_default(subscriber, || commands::dispatch(cli, ctx, out));
     match result {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             ExitCode::from(exit_code(&e))
