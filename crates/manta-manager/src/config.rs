@@ -515,6 +515,18 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_file_loads_and_shows_the_default_limits() {
+        let doc = include_str!("../../../docs/manager.md");
+        let start = doc
+            .find("```toml\ndata_dir")
+            .expect("the example in docs/manager.md")
+            + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let c = load(&doc[start..end]).unwrap();
+        assert_eq!(c.limits().unwrap(), Limits::default());
+    }
+
+    #[test]
     fn retired_keys_verify_as_long_as_any_token_they_signed_can_be_presented() {
         let c = load("").unwrap();
         assert_eq!(
