@@ -92,6 +92,25 @@ fn builder(limits: &Limits) -> tonic::transport::Server {
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
 }
 
+/// Descriptors kept free beside the connections: the store, the listeners, the log.
+const SPARE_FILES: u64 = 64;
+
+/// Over the open-file limit, `accept` fails before the connection cap is reached and new
+/// clients wait in the backlog until they time out; say so at start.
+fn warn_if_near_file_limit(max_connections: usize) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if let Some(soft) = limit.current {
+        let wanted = (max_connections as u64).saturating_add(SPARE_FILES);
+        if wanted > soft {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = soft,
+                "limits.max_connections does not fit under the open-file limit; raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+            );
+        }
+    }
+}
+
 /// Serves both APIs until `shutdown` completes, then drains in-flight calls.
 ///
 /// With `tls`, both listeners speak TLS (and mTLS per its client-auth policy); without it,
@@ -188,6 +207,7 @@ pub async fn serve(
         options.limits.max_connections,
         options.limits.max_connections_per_peer,
     );
+    warn_if_near_file_limit(options.limits.max_connections);
     let accept = options.limits.accept_options(&limiter);
     let user_incoming = TlsIncoming::with_options(user_listener, tls.as_ref(), accept.clone())
         .map_err(Error::Tls)?;
