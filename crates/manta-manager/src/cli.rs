@@ -412,6 +412,7 @@ fn run_server(
         .transpose()?;
     let options = ServeOptions {
         max_message_bytes: ctx.config.listen.max_message_bytes,
+        limits: ctx.config.limits()?,
         authorization: !args.danger_disable_authorization,
         ..ServeOptions::default()
     };

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::identity::Lifetimes;
 use crate::keys::SigningMode;
+use crate::limits::Limits;
 use crate::ratelimit::SignInLimits;
 use crate::registry::NodeSettings;
 use crate::server::DEFAULT_MAX_MESSAGE_BYTES;
@@ -25,6 +26,8 @@ pub struct Config {
     pub issuer: String,
     /// Listening addresses and limits.
     pub listen: ListenConfig,
+    /// Message sizes below the large limit, connection timeouts and caps.
+    pub limits: LimitsConfig,
     /// Token lifetimes.
     pub tokens: TokenConfig,
     /// How tokens are signed.
@@ -43,6 +46,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./manta-manager-data"),
             issuer: "manta-manager".into(),
             listen: ListenConfig::default(),
+            limits: LimitsConfig::default(),
             tokens: TokenConfig::default(),
             signing: SigningConfig::default(),
             sign_in: SignInConfig::default(),
@@ -60,7 +64,8 @@ pub struct ListenConfig {
     pub user_api: SocketAddr,
     /// The node API (`manta_node`'s `manager_port`), 50051 by default.
     pub node_api: SocketAddr,
-    /// Largest gRPC message in bytes.
+    /// Largest gRPC message in bytes: sent, and accepted by the methods that carry module
+    /// code, globals and results (the others take `[limits]`).
     pub max_message_bytes: usize,
 }
 
@@ -70,6 +75,46 @@ impl Default for ListenConfig {
             user_api: SocketAddr::from(([0, 0, 0, 0], 50052)),
             node_api: SocketAddr::from(([0, 0, 0, 0], 50051)),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// `[limits]`: what a client can make the manager hold, even before it authenticates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest message of an unauthenticated or identity method (sign-in, sessions, users,
+    /// node registration), in bytes.
+    pub identity_message_bytes: usize,
+    /// Largest message of the other methods, except modules, globals and results.
+    pub message_bytes: usize,
+    /// Seconds from the TCP accept to the HTTP/2 preface, the TLS handshake included.
+    pub handshake_timeout_secs: u64,
+    /// Seconds a connection with no open call stays open; 0 keeps it.
+    pub idle_timeout_secs: u64,
+    /// Seconds between HTTP/2 keepalive pings on a quiet connection (and the TCP
+    /// keepalive idle time).
+    pub keepalive_interval_secs: u64,
+    /// Seconds a keepalive ping may go unanswered before the connection is closed.
+    pub keepalive_timeout_secs: u64,
+    /// Connections open at once on both listeners together.
+    pub max_connections: usize,
+    /// Connections open at once from one address (IPv4 address, IPv6 /64).
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            identity_message_bytes: l.identity_message_bytes,
+            message_bytes: l.message_bytes,
+            handshake_timeout_secs: l.handshake_timeout.as_secs(),
+            idle_timeout_secs: l.idle_timeout.map_or(0, |d| d.as_secs()),
+            keepalive_interval_secs: l.keepalive_interval.as_secs(),
+            keepalive_timeout_secs: l.keepalive_timeout.as_secs(),
+            max_connections: l.max_connections,
+            max_connections_per_peer: l.max_connections_per_peer,
         }
     }
 }
@@ -320,6 +365,49 @@ impl Config {
         }
     }
 
+    /// The message sizes, timeouts and caps, checked for consistency.
+    pub fn limits(&self) -> Result<Limits> {
+        let (l, large) = (&self.limits, self.listen.max_message_bytes);
+        let bad = |what: &str| Err(Error::Config(format!("limits.{what}")));
+        if l.identity_message_bytes < 1024 {
+            return bad("identity_message_bytes must be 1024 or more (65536 is the default)");
+        }
+        if l.message_bytes < l.identity_message_bytes || l.message_bytes > large {
+            return bad(
+                "message_bytes must lie between limits.identity_message_bytes and \
+                 listen.max_message_bytes; change one of them",
+            );
+        }
+        for (key, secs) in [
+            ("handshake_timeout_secs", l.handshake_timeout_secs),
+            ("keepalive_interval_secs", l.keepalive_interval_secs),
+            ("keepalive_timeout_secs", l.keepalive_timeout_secs),
+        ] {
+            if secs == 0 {
+                return bad(&format!("{key} must be above zero"));
+            }
+        }
+        if l.max_connections == 0 || l.max_connections_per_peer == 0 {
+            return bad("max_connections and max_connections_per_peer must be above zero");
+        }
+        if l.max_connections_per_peer > l.max_connections {
+            return bad(
+                "max_connections_per_peer exceeds limits.max_connections; lower the per-peer cap",
+            );
+        }
+        Ok(Limits {
+            identity_message_bytes: l.identity_message_bytes,
+            message_bytes: l.message_bytes,
+            handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
+            idle_timeout: (l.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(l.idle_timeout_secs)),
+            keepalive_interval: Duration::from_secs(l.keepalive_interval_secs),
+            keepalive_timeout: Duration::from_secs(l.keepalive_timeout_secs),
+            max_connections: l.max_connections,
+            max_connections_per_peer: l.max_connections_per_peer,
+        })
+    }
+
     /// The SignIn limits.
     pub fn sign_in_limits(&self) -> SignInLimits {
         SignInLimits {
@@ -405,6 +493,56 @@ mod tests {
             err.to_string().contains("unknown key `heartbeat_secs`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_come_from_the_limits_table_and_contradictions_are_refused() {
+        assert_eq!(load("").unwrap().limits().unwrap(), Limits::default());
+        let l = load(
+            "[limits]\nidentity_message_bytes = 4096\nmessage_bytes = 8192\n\
+             handshake_timeout_secs = 3\nidle_timeout_secs = 0\nkeepalive_interval_secs = 5\n\
+             keepalive_timeout_secs = 2\nmax_connections = 50\nmax_connections_per_peer = 5\n",
+        )
+        .unwrap()
+        .limits()
+        .unwrap();
+        assert_eq!((l.identity_message_bytes, l.message_bytes), (4096, 8192));
+        assert_eq!(l.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(l.idle_timeout, None, "0 keeps idle connections");
+        assert_eq!(
+            (l.keepalive_interval, l.keepalive_timeout),
+            (Duration::from_secs(5), Duration::from_secs(2))
+        );
+        assert_eq!((l.max_connections, l.max_connections_per_peer), (50, 5));
+        for (text, says) in [
+            ("identity_message_bytes = 10", "1024 or more"),
+            ("message_bytes = 1024", "must lie between"),
+            ("message_bytes = 999999999999", "must lie between"),
+            (
+                "handshake_timeout_secs = 0",
+                "handshake_timeout_secs must be above zero",
+            ),
+            ("max_connections = 0", "must be above zero"),
+            ("max_connections = 10", "lower the per-peer cap"),
+        ] {
+            let err = load(&format!("[limits]\n{text}\n"))
+                .unwrap()
+                .limits()
+                .unwrap_err();
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_file_loads_and_shows_the_default_limits() {
+        let doc = include_str!("../../../docs/manager.md");
+        let start = doc
+            .find("```toml\ndata_dir")
+            .expect("the example in docs/manager.md")
+            + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let c = load(&doc[start..end]).unwrap();
+        assert_eq!(c.limits().unwrap(), Limits::default());
     }
 
     #[test]

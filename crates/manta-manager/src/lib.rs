@@ -11,6 +11,7 @@ pub mod error;
 pub mod grpc;
 pub mod identity;
 pub mod keys;
+pub mod limits;
 pub mod password;
 pub mod platform;
 pub mod ratelimit;

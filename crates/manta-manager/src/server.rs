@@ -13,7 +13,7 @@ use manta_proto::core::user_services::user_management_server::UserManagementServ
 use manta_proto::manta::v1::node_session_server::NodeSessionServer;
 use manta_proto::manta::v1::token_service_server::TokenServiceServer;
 use manta_proto::node::node_service::node_service_server::NodeServiceServer;
-use manta_tls::{ServerTls, TlsIncoming};
+use manta_tls::{ConnectionLimiter, ServerTls, TlsIncoming};
 use tokio::net::TcpListener;
 
 use crate::authz::AuthzLayer;
@@ -22,9 +22,11 @@ use crate::grpc::{
     ClusterApi, ModuleApi, NodeApi, NodeSessionApi, SwarmApi, TokenApi, Unserved, UserApi,
 };
 use crate::identity::Core;
+use crate::limits::{Limits, LimitsLayer, MessageLimits};
 
 /// The published SDK sends zipped module code and results as single messages; 4 MiB (tonic's
-/// default) would refuse them with RESOURCE_EXHAUSTED, which the SDK then retries.
+/// default) would refuse them with RESOURCE_EXHAUSTED, which the SDK then retries. Only
+/// the methods that carry them accept this much (see [`crate::limits`]).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// How long a graceful shutdown waits for calls in flight before closing them.
@@ -33,8 +35,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How the servers behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeOptions {
-    /// Largest message accepted or sent, in bytes.
+    /// Largest message sent, and accepted by the methods that take module code, globals
+    /// and results, in bytes.
     pub max_message_bytes: usize,
+    /// Smaller message limits for the other methods, and the connection timeouts and caps.
+    pub limits: Limits,
     /// Enforce authorization. `false` is only for measuring its cost.
     pub authorization: bool,
     /// How often the signing keys are re-read (a `keys rotate` reaches a running server).
@@ -45,6 +50,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            limits: Limits::default(),
             authorization: true,
             key_reload: Duration::from_secs(10),
         }
@@ -67,12 +73,42 @@ fn layer(core: &Arc<Core>, options: &ServeOptions) -> AuthzLayer {
 /// themselves and every call completes.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 200;
 
+// `LimitsLayer` refuses oversized messages per method before tonic sees them; tonic's own
+// per-service decoding limit (the largest of the service's methods) stays as a backstop.
 macro_rules! sized {
-    ($server:expr, $n:expr) => {
+    ($server:expr, $decode:expr, $n:expr) => {
         $server
-            .max_decoding_message_size($n)
+            .max_decoding_message_size($decode)
             .max_encoding_message_size($n)
     };
+}
+
+/// A server builder with the HTTP/2 settings both listeners share. The keepalive pings find
+/// peers that vanished without closing (their calls would otherwise stay open forever).
+fn builder(limits: &Limits) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+}
+
+/// Descriptors kept free beside the connections: the store, the listeners, the log.
+const SPARE_FILES: u64 = 64;
+
+/// Over the open-file limit, `accept` fails before the connection cap is reached and new
+/// clients wait in the backlog until they time out; say so at start.
+fn warn_if_near_file_limit(max_connections: usize) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if let Some(soft) = limit.current {
+        let wanted = (max_connections as u64).saturating_add(SPARE_FILES);
+        if wanted > soft {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = soft,
+                "limits.max_connections does not fit under the open-file limit; raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+            );
+        }
+    }
 }
 
 /// Serves both APIs until `shutdown` completes, then drains in-flight calls.
@@ -94,6 +130,12 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let n = options.max_message_bytes;
+    let sizes = MessageLimits {
+        identity: options.limits.identity_message_bytes,
+        default: options.limits.message_bytes,
+        large: n,
+    };
+    let (small, default) = (sizes.identity, sizes.default);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<UserManagementServer<UserApi>>().await;
@@ -111,50 +153,66 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| Error::Server(e.to_string()))?;
 
-    let user_routes = tonic::transport::Server::builder()
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+    let user_routes = builder(&options.limits)
+        .layer(LimitsLayer::new(sizes))
         .layer(layer(&core, &options))
         .add_service(sized!(
             UserManagementServer::new(UserApi::new(Arc::clone(&core))),
+            small,
             n
         ))
         .add_service(sized!(
             ClusterManagementServer::new(ClusterApi::new(Arc::clone(&core))),
+            default,
             n
         ))
         .add_service(sized!(
             SwarmManagementServer::new(SwarmApi::new(Arc::clone(&core))),
+            n,
             n
         ))
         .add_service(sized!(
             ModuleManagementServer::new(ModuleApi::new(Arc::clone(&core))),
+            n,
             n
         ))
-        .add_service(sized!(NetworkManagementServer::new(Unserved), n))
+        .add_service(sized!(NetworkManagementServer::new(Unserved), default, n))
         .add_service(sized!(
             TokenServiceServer::new(TokenApi::new(Arc::clone(&core))),
+            small,
             n
         ))
         .add_service(health_service.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone());
-    let node_routes = tonic::transport::Server::builder()
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+    let node_routes = builder(&options.limits)
+        .layer(LimitsLayer::new(sizes))
         .layer(layer(&core, &options))
         .add_service(sized!(
             NodeServiceServer::new(NodeApi::new(Arc::clone(&core))),
+            n,
             n
         ))
         .add_service(sized!(
             NodeSessionServer::new(NodeSessionApi::new(Arc::clone(&core))),
+            small,
             n
         ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let user_incoming = TlsIncoming::new(user_listener, tls.as_ref()).map_err(Error::Tls)?;
-    let node_incoming = TlsIncoming::new(node_listener, tls.as_ref()).map_err(Error::Tls)?;
+    // One limiter for both listeners: the global cap guards the process's file descriptors.
+    let limiter = ConnectionLimiter::new(
+        options.limits.max_connections,
+        options.limits.max_connections_per_peer,
+    );
+    warn_if_near_file_limit(options.limits.max_connections);
+    let accept = options.limits.accept_options(&limiter);
+    let user_incoming = TlsIncoming::with_options(user_listener, tls.as_ref(), accept.clone())
+        .map_err(Error::Tls)?;
+    let node_incoming =
+        TlsIncoming::with_options(node_listener, tls.as_ref(), accept).map_err(Error::Tls)?;
     let user = tokio::spawn(
         user_routes.serve_with_incoming_shutdown(user_incoming, wait(stop_rx.clone())),
     );

@@ -13,14 +13,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
 use tonic::transport::server::Connected;
 
+use crate::conn::{AcceptOptions, ConnectionPermit, Watch};
 use crate::error::{TlsError, chain};
 use crate::identity::{PeerIdentity, PeerInfo};
 use crate::server::ServerTls;
-
-/// How long a client may take to complete the TLS handshake before it is dropped.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handshakes in progress at once; further connections wait in the listen backlog, so a
 /// flood of slow clients costs bounded memory.
@@ -31,6 +30,11 @@ const MAX_CONCURRENT_HANDSHAKES: usize = 512;
 /// Accepting and handshaking run in a background task, one task per handshake, so a slow
 /// or hostile client never delays others. Failed handshakes are logged at debug level with
 /// the peer address and dropped; they never end the stream. Dropping this stops accepting.
+///
+/// [`AcceptOptions`] bound what clients that never authenticate can hold: a connection
+/// over the limiter's caps is closed at once, one that has not sent the HTTP/2 preface
+/// within the handshake timeout (TLS handshake included) is closed, and so is one with no
+/// open call for the idle timeout.
 #[derive(Debug)]
 pub struct TlsIncoming {
     rx: mpsc::Receiver<ServerStream>,
@@ -39,17 +43,17 @@ pub struct TlsIncoming {
 }
 
 impl TlsIncoming {
-    /// Serves `listener`: TLS with `tls`, or plaintext h2c when `tls` is `None`.
-    /// Must be called within a tokio runtime.
+    /// Serves `listener`: TLS with `tls`, or plaintext h2c when `tls` is `None`, with the
+    /// default [`AcceptOptions`] (no connection caps). Must be called within a tokio runtime.
     pub fn new(listener: TcpListener, tls: Option<&ServerTls>) -> Result<Self, TlsError> {
-        Self::with_handshake_timeout(listener, tls, DEFAULT_HANDSHAKE_TIMEOUT)
+        Self::with_options(listener, tls, AcceptOptions::default())
     }
 
-    /// Like [`TlsIncoming::new`] with a chosen handshake timeout.
-    pub fn with_handshake_timeout(
+    /// Like [`TlsIncoming::new`] with chosen timeouts and caps.
+    pub fn with_options(
         listener: TcpListener,
         tls: Option<&ServerTls>,
-        handshake_timeout: Duration,
+        options: AcceptOptions,
     ) -> Result<Self, TlsError> {
         let local_addr = listener.local_addr().map_err(|source| TlsError::Io {
             context: "cannot read the listening address".to_owned(),
@@ -59,7 +63,7 @@ impl TlsIncoming {
         // here slows accepting rather than buffering sockets without bound.
         let (tx, rx) = mpsc::channel(32);
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
-        let task = tokio::spawn(accept_loop(listener, acceptor, tx, handshake_timeout));
+        let task = tokio::spawn(accept_loop(listener, acceptor, tx, options));
         Ok(Self {
             rx,
             local_addr,
@@ -102,7 +106,7 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     tx: mpsc::Sender<ServerStream>,
-    handshake_timeout: Duration,
+    options: AcceptOptions,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     loop {
@@ -122,21 +126,37 @@ async fn accept_loop(
         if tx.is_closed() {
             return;
         }
+        let accepted = Instant::now();
+        // Over a cap: dropping the socket closes it at once, so the client learns now
+        // instead of waiting for a timeout, and the descriptor is free again.
+        let Ok(slot) = options.limiter.try_acquire(remote.ip()) else {
+            drop(tcp);
+            continue;
+        };
         // Best effort: gRPC frames are small and Nagle's delay would add latency; a socket
         // that refuses the option still works.
         let _ = tcp.set_nodelay(true);
+        if let Some(time) = options.tcp_keepalive {
+            // Best effort too: without it a vanished peer is found by HTTP/2 pings instead.
+            let keepalive = socket2::TcpKeepalive::new().with_time(time);
+            let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        }
         let local = tcp.local_addr().ok();
+        let watch = Watch::new(accepted, &options);
         let Some(acceptor) = acceptor.clone() else {
             let info = PeerInfo {
                 remote_addr: Some(remote),
                 local_addr: local,
                 tls: false,
                 identity: None,
+                streams: Some(watch.tracker()),
             };
             if tx
                 .send(ServerStream {
                     inner: Inner::Plain(tcp),
                     info,
+                    watch,
+                    _slot: slot,
                 })
                 .await
                 .is_err()
@@ -146,8 +166,9 @@ async fn accept_loop(
             continue;
         };
         let tx = tx.clone();
+        let deadline = accepted + options.handshake_timeout;
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await;
+            let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await;
             drop(permit);
             let stream = match handshake {
                 Ok(Ok(stream)) => stream,
@@ -172,11 +193,14 @@ async fn accept_loop(
                 local_addr: local,
                 tls: true,
                 identity,
+                streams: Some(watch.tracker()),
             };
             let _ = tx
                 .send(ServerStream {
                     inner: Inner::Tls(Box::new(stream)),
                     info,
+                    watch,
+                    _slot: slot,
                 })
                 .await;
         });
@@ -188,6 +212,9 @@ async fn accept_loop(
 pub struct ServerStream {
     inner: Inner,
     info: PeerInfo,
+    watch: Watch,
+    /// Holds this connection's place under the caps until the socket is dropped.
+    _slot: ConnectionPermit,
 }
 
 #[derive(Debug)]
@@ -217,10 +244,21 @@ impl AsyncRead for ServerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        if this.watch.expired(cx) {
+            // End of stream: hyper closes the connection. No call is open (or none ever
+            // started), so nothing is cut short.
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let polled = match &mut this.inner {
             Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if polled.is_ready() {
+            this.watch.read(buf.filled().len() - before);
         }
+        polled
     }
 }
 

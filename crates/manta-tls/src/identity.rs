@@ -7,6 +7,8 @@ use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::conn::StreamTracker;
+
 /// Who a certificate names: what an audit log records about a verified peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity {
@@ -89,6 +91,7 @@ pub struct PeerInfo {
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) tls: bool,
     pub(crate) identity: Option<PeerIdentity>,
+    pub(crate) streams: Option<StreamTracker>,
 }
 
 impl PeerInfo {
@@ -116,5 +119,11 @@ impl PeerInfo {
     /// certificate that the server's CA verified during the handshake.
     pub fn identity(&self) -> Option<&PeerIdentity> {
         self.identity.as_ref()
+    }
+
+    /// The connection's call count: the server holds a [`crate::StreamGuard`] per call so
+    /// the idle timeout spares connections with calls open.
+    pub fn streams(&self) -> Option<&StreamTracker> {
+        self.streams.as_ref()
     }
 }

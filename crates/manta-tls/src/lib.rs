@@ -14,6 +14,7 @@
 
 mod accept;
 mod client;
+mod conn;
 mod connect;
 mod devpki;
 mod error;
@@ -23,8 +24,12 @@ mod reload;
 mod server;
 mod shared;
 
-pub use accept::{DEFAULT_HANDSHAKE_TIMEOUT, ServerStream, TlsIncoming};
+pub use accept::{ServerStream, TlsIncoming};
 pub use client::{CLIENT_CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, ClientTls};
+pub use conn::{
+    AcceptOptions, ConnectionLimiter, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, StreamGuard,
+    StreamTracker,
+};
 pub use connect::{ClientStream, TlsConnector, connect, connect_lazy, endpoint};
 pub use devpki::{DevPki, DevPkiOptions};
 pub use error::TlsError;

@@ -1,9 +1,11 @@
 //! Integration tests of manta-manager: a real server on 127.0.0.1:0 over a real SQLite store
 //! in a temporary directory, called through manta-proto's generated clients.
 
+mod abuse;
 mod durability;
 mod harness;
 mod interop;
+mod limits;
 mod nodes;
 mod platform;
 mod process;

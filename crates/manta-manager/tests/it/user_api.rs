@@ -368,7 +368,7 @@ async fn admin_methods_add_update_delete_users_within_the_callers_scopes() {
 }
 
 #[tokio::test]
-async fn unserved_methods_say_so_and_big_messages_pass_the_size_limit() {
+async fn unserved_methods_say_so_and_identity_messages_have_a_small_limit() {
     let m = Manager::start().await;
     m.add_user("root", "password1", &["admin:*"]);
     let t = m.token("root", &["admin:*"]);
@@ -387,7 +387,8 @@ async fn unserved_methods_say_so_and_big_messages_pass_the_size_limit() {
         "{}",
         err.message()
     );
-    // 6 MiB of user ids: above tonic's 4 MiB default, which the published SDK can exceed.
+    // 6 MiB of user ids: UserManagement is an identity service, so its small limit
+    // (limits.identity_message_bytes) refuses them before they are read.
     let ids: Vec<String> = (0..200_000).map(|i| format!("{i:032x}")).collect();
     let err = m
         .users()
@@ -396,7 +397,20 @@ async fn unserved_methods_say_so_and_big_messages_pass_the_size_limit() {
         .resolve_user_display_names(authed(ResolveUserDisplayNamesRequest { user_ids: ids }, &t))
         .await
         .unwrap_err();
-    // Decoded fine (no RESOURCE_EXHAUSTED); refused by the handler's batch cap instead.
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message().contains("limits.identity_message_bytes"),
+        "{}",
+        err.message()
+    );
+    // A batch over the handler's cap but within the size limit is refused by the cap.
+    let ids: Vec<String> = (0..501).map(|i| format!("{i:032x}")).collect();
+    let err = m
+        .users()
+        .await
+        .resolve_user_display_names(authed(ResolveUserDisplayNamesRequest { user_ids: ids }, &t))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     assert!(err.message().contains("at most 500"), "{}", err.message());
     m.stop().await;
