@@ -2,6 +2,7 @@
 //! in a temporary directory, called through manta-proto's generated clients.
 
 mod durability;
+mod hardening;
 mod harness;
 mod interop;
 mod nodes;
