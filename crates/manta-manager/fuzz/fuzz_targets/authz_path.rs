@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(audited.len() <= 128, "{audited:?}");
     assert!(audited.bytes().all(|b| b.is_ascii_graphic()), "{audited:?}");
     if audited == path {
-        assert!(access.is_some(), "an unknown path was recorded as sent: {path:?}");
+        assert!(
+            access.is_some(),
+            "an unknown path was recorded as sent: {path:?}"
+        );
     } else {
         assert!(
             audited == UNKNOWN_SERVICE || audited.ends_with("/<unknown>"),
