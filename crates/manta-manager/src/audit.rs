@@ -8,6 +8,10 @@
 //! row with a count (see [`AuditEvent`]), so a client calling `GetUser` a thousand times a
 //! second costs one row per window, not a thousand, while every decision is still counted.
 //! API token last-use times come from the same tallies.
+//!
+//! The same thread enforces the [`Retention`] of the trail: once at start, then every
+//! [`PRUNE_EVERY`] or whenever a tenth of the row limit was written since the last prune,
+//! so a flood of distinct decisions cannot grow the store past the limit for long.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,6 +31,54 @@ use crate::store::{AuditEvent, Store, TokenKind, now_ms};
 /// `manta-manager audit` can be against a running server, and how much a crash of the
 /// process can lose.
 pub const WINDOW: Duration = Duration::from_millis(50);
+
+/// How often the writer prunes the trail to its [`Retention`] when little is written.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// How long the audit trail is kept: rows older than `max_age` go, and only the newest
+/// `max_rows` stay. `None` turns a bound off; both are on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Rows whose first decision is older than this are deleted.
+    pub max_age: Option<Duration>,
+    /// At most this many rows, the newest, are kept.
+    pub max_rows: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Some(Duration::from_secs(90 * 86_400)),
+            max_rows: Some(500_000),
+        }
+    }
+}
+
+impl Retention {
+    /// Keeps everything: for processes that only read the trail.
+    pub const fn off() -> Self {
+        Retention {
+            max_age: None,
+            max_rows: None,
+        }
+    }
+
+    /// Applies the retention to a store now; returns how many rows were deleted.
+    pub fn prune(&self, store: &dyn Store, now_ms: i64) -> crate::error::Result<u64> {
+        if self.max_age.is_none() && self.max_rows.is_none() {
+            return Ok(0);
+        }
+        let older_than = self
+            .max_age
+            .map(|age| now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)));
+        store.prune_audit(older_than, self.max_rows)
+    }
+
+    /// Rows written after which the writer prunes without waiting for [`PRUNE_EVERY`].
+    fn rows_between_prunes(&self) -> u64 {
+        self.max_rows.map_or(u64::MAX, |n| (n / 10).max(1))
+    }
+}
 
 /// Who made a call.
 #[derive(Debug, Clone)]
@@ -188,15 +240,20 @@ impl AuditWriter {
     }
 }
 
-/// Starts the writer thread over a store.
+/// Starts the writer thread over a store, with the default [`Retention`].
 pub fn start(store: Arc<dyn Store>) -> (AuditSink, AuditWriter) {
+    start_with(store, Retention::default())
+}
+
+/// Starts the writer thread over a store, keeping the trail to `retention`.
+pub fn start_with(store: Arc<dyn Store>, retention: Retention) -> (AuditSink, AuditWriter) {
     let shared = Arc::new(Shared::default());
     let writer_shared = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("manta-audit".into())
         .spawn(move || {
             let _mark = DeadOnExit(&writer_shared);
-            run(store.as_ref(), &writer_shared);
+            run(store.as_ref(), &writer_shared, retention);
         })
         .ok();
     if handle.is_none() {
@@ -292,7 +349,18 @@ impl Drop for DeadOnExit<'_> {
     }
 }
 
-fn run(store: &dyn Store, shared: &Shared) {
+fn prune(store: &dyn Store, retention: &Retention) {
+    match retention.prune(store, now_ms()) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(deleted = n, "pruned the audit trail"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
+    }
+}
+
+fn run(store: &dyn Store, shared: &Shared, retention: Retention) {
+    prune(store, &retention);
+    let mut last_prune = Instant::now();
+    let mut since_prune: u64 = 0;
     loop {
         let mut pending = shared.lock();
         while pending.tallies.is_empty() && pending.waiters.is_empty() && !pending.closed {
@@ -315,7 +383,13 @@ fn run(store: &dyn Store, shared: &Shared) {
         let waiters = std::mem::take(&mut pending.waiters);
         let closed = pending.closed;
         drop(pending);
-        write(store, tallies);
+        since_prune = since_prune.saturating_add(write(store, tallies));
+        // Before the waiters are released, so a flush also sees the trail pruned.
+        if since_prune >= retention.rows_between_prunes() || last_prune.elapsed() >= PRUNE_EVERY {
+            prune(store, &retention);
+            last_prune = Instant::now();
+            since_prune = 0;
+        }
         for w in waiters {
             let _ = w.send(());
         }
@@ -325,9 +399,10 @@ fn run(store: &dyn Store, shared: &Shared) {
     }
 }
 
-fn write(store: &dyn Store, tallies: HashMap<Key, Tally>) {
+/// Writes the tallies; returns how many rows that added.
+fn write(store: &dyn Store, tallies: HashMap<Key, Tally>) -> u64 {
     if tallies.is_empty() {
-        return;
+        return 0;
     }
     let mut used: HashMap<String, i64> = HashMap::new();
     let mut tallies: Vec<(Key, Tally)> = tallies.into_iter().collect();
@@ -361,6 +436,7 @@ fn write(store: &dyn Store, tallies: HashMap<Key, Tally>) {
     if let Err(e) = store.touch_tokens(&used) {
         tracing::warn!(error = %e, "cannot record token last-use times");
     }
+    events.len() as u64
 }
 
 #[cfg(test)]

@@ -186,10 +186,38 @@ pub const PUBLIC_SERVICES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// The methods of [`PUBLIC_SERVICES`] that exist.
+const PUBLIC_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// How the audit trail names a method of no table: the caller chose the path, so it is not
+/// recorded as sent (a flood of long, distinct paths would grow the store without bound).
+pub const UNKNOWN_SERVICE: &str = "<unknown service>";
+
+/// The longest path text an error message repeats back to the caller.
+const SHOWN_PATH_CHARS: usize = 128;
+
 static BY_PATH: LazyLock<HashMap<String, Access>> = LazyLock::new(|| {
     TABLE
         .iter()
         .map(|(svc, method, access)| (format!("{svc}{method}"), *access))
+        .collect()
+});
+
+/// Every known service prefix with the audit name of its unknown methods,
+/// `<prefix><unknown>`, made once so recording one copies nothing.
+static UNKNOWN_IN: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+    let mut prefixes: Vec<&'static str> = TABLE.iter().map(|(svc, _, _)| *svc).collect();
+    prefixes.extend_from_slice(PUBLIC_SERVICES);
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    prefixes
+        .into_iter()
+        .map(|p| (p, format!("{p}<unknown>")))
         .collect()
 });
 
@@ -198,8 +226,39 @@ pub fn access_for(path: &str) -> Option<Access> {
     rule_for(path).map(|(_, access)| access)
 }
 
-/// The rule of a path with the path as a static string (for the audit trail, so recording a
-/// decision does not copy it); public services keep the caller's path.
+/// The method name the audit trail records for a path: the path itself when it is a known
+/// method, `<service prefix><unknown>` for another method of a known service, and
+/// [`UNKNOWN_SERVICE`] otherwise. Always one of a fixed set of static strings, so unknown
+/// paths collapse into a few rows whatever the caller sends.
+pub fn audited_method(path: &str) -> &'static str {
+    if let Some((known, _)) = BY_PATH.get_key_value(path) {
+        return known.as_str();
+    }
+    if let Some(known) = PUBLIC_METHODS.iter().find(|m| **m == path) {
+        return known;
+    }
+    UNKNOWN_IN
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or(UNKNOWN_SERVICE, |(_, name)| name.as_str())
+}
+
+/// A caller's path as an error message may repeat it: printable ASCII only (anything else
+/// becomes `?`) and at most [`SHOWN_PATH_CHARS`] characters.
+fn shown_path(path: &str) -> String {
+    let mut shown: String = path
+        .chars()
+        .take(SHOWN_PATH_CHARS)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if path.chars().nth(SHOWN_PATH_CHARS).is_some() {
+        shown.push_str("...");
+    }
+    shown
+}
+
+/// The rule of a path with the method name to audit (a static string, so recording a
+/// decision does not copy it).
 fn rule_for(path: &str) -> Option<(Cow<'static, str>, Access)> {
     if let Some((known, a)) = BY_PATH.get_key_value(path) {
         return Some((Cow::Borrowed(known.as_str()), *a));
@@ -207,7 +266,7 @@ fn rule_for(path: &str) -> Option<(Cow<'static, str>, Access)> {
     PUBLIC_SERVICES
         .iter()
         .any(|p| path.starts_with(p))
-        .then(|| (Cow::Owned(path.to_owned()), Access::Public))
+        .then(|| (Cow::Borrowed(audited_method(path)), Access::Public))
 }
 
 /// Maps a library error to the gRPC status a client sees; internal details stay in the log.
@@ -399,7 +458,7 @@ impl<S> Authz<S> {
         let (peer, client) = peer_of(req.extensions());
         let Some((method, access)) = rule_for(path) else {
             self.audit(
-                path.to_owned().into(),
+                Cow::Borrowed(audited_method(path)),
                 Who::Nobody,
                 false,
                 "unknown method".into(),
@@ -407,7 +466,8 @@ impl<S> Authz<S> {
                 client,
             );
             return Err(Status::unimplemented(format!(
-                "unknown method {path}; this manager serves the methods listed by server reflection"
+                "unknown method {}; this manager serves the methods listed by server reflection",
+                shown_path(path)
             )));
         };
         let audit = |who: Who, allowed: bool, reason: Cow<'static, str>| {
@@ -555,6 +615,36 @@ mod tests {
             access_for("/core.user_services.UserManagement/ListUserIds"),
             Some(Access::Scope("user:list"))
         );
+    }
+
+    #[test]
+    fn unknown_paths_are_audited_as_one_of_a_few_fixed_names() {
+        let check = |path: &str, expected: &str| assert_eq!(audited_method(path), expected);
+        check(
+            "/core.user_services.UserManagement/GetUser",
+            "/core.user_services.UserManagement/GetUser",
+        );
+        check(
+            "/core.user_services.UserManagement/GetUserX",
+            "/core.user_services.UserManagement/<unknown>",
+        );
+        check(
+            &format!("/grpc.reflection.v1.ServerReflection/{}", "x".repeat(8192)),
+            "/grpc.reflection.v1.ServerReflection/<unknown>",
+        );
+        check(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        );
+        check(&format!("/{}", "\u{1b}[2J".repeat(1000)), UNKNOWN_SERVICE);
+        check("", UNKNOWN_SERVICE);
+        let long = format!("/a\u{7}/{}", "y".repeat(500));
+        let shown = shown_path(&long);
+        assert!(
+            shown.starts_with("/a?/yyy") && shown.ends_with("..."),
+            "{shown}"
+        );
+        assert_eq!(shown.len(), SHOWN_PATH_CHARS + 3);
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub enum Command {
     /// Manages signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Shows the audit trail of authorization decisions, newest first.
+    /// Shows the audit trail of authorization decisions, newest first; `audit prune`
+    /// deletes old rows.
     Audit(AuditArgs),
     /// Creates and lists clusters.
     #[command(subcommand)]
@@ -177,7 +178,11 @@ pub enum KeysCommand {
 
 /// Flags of `audit`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    /// `prune`; without it the trail is shown.
+    #[command(subcommand)]
+    pub action: Option<AuditAction>,
     /// Only events newer than this (e.g. `1h`, `30m`, `7d`).
     #[arg(long, value_parser = parse_duration)]
     pub since: Option<Duration>,
@@ -196,6 +201,44 @@ pub struct AuditArgs {
     /// Prints JSON lines.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Deletes audit rows now: those older than `--older-than` and all but the newest
+    /// `--max-rows`. Without flags it applies the configured `[audit]` retention.
+    Prune {
+        /// Deletes rows older than this (e.g. `30d`, `12h`).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<Duration>,
+        /// Keeps at most this many rows, the newest.
+        #[arg(long)]
+        max_rows: Option<u64>,
+    },
+}
+
+/// Text a user or a caller chose, made safe to print on a terminal: control characters
+/// (C0, DEL and C1, which include ESC and the one-byte CSI that start ANSI sequences) and
+/// the Unicode bidirectional overrides are shown escaped, as `\u{1b}`, so a token name or a
+/// cluster name cannot move the cursor, rewrite earlier lines or reorder what is shown.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(safe)
 }
 
 /// Parses `30d`, `12h`, `15m`, `45s` or a number of seconds.
@@ -231,7 +274,19 @@ struct Context {
 }
 
 impl Context {
+    /// For admin commands: their audit writer does not prune (only `audit prune` and a
+    /// serving manager delete audit rows).
     fn open(config: Config) -> Result<Self> {
+        Self::open_with(config, crate::audit::Retention::off())
+    }
+
+    /// For `serve` and `dev`: the audit writer keeps the trail to the `[audit]` retention.
+    fn serving(config: Config) -> Result<Self> {
+        let retention = config.audit_retention();
+        Self::open_with(config, retention)
+    }
+
+    fn open_with(config: Config, retention: crate::audit::Retention) -> Result<Self> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database())?);
         let authority = Arc::new(Authority::open(
             Arc::clone(&store),
@@ -239,7 +294,7 @@ impl Context {
             &config.issuer,
             config.key_retention_secs(),
         )?);
-        let (sink, writer) = crate::audit::start(Arc::clone(&store));
+        let (sink, writer) = crate::audit::start_with(Arc::clone(&store), retention);
         let core = Arc::new(
             Core::new(
                 store,
@@ -335,9 +390,9 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
     let dev = matches!(cli.command, Command::Dev(_));
     let config = load_config(&cli, dev)?;
     match cli.command {
-        Command::Serve(args) => run_server(Context::open(config)?, &args, None, out),
+        Command::Serve(args) => run_server(Context::serving(config)?, &args, None, out),
         Command::Dev(args) => {
-            let ctx = Context::open(config)?;
+            let ctx = Context::serving(config)?;
             let banner = dev_setup(&ctx)?;
             run_server(ctx, &args, Some(banner), out)
         }
@@ -478,7 +533,13 @@ fn user_command(
             let user = ctx
                 .core
                 .add_user(&name, &email, password.as_ref(), scopes)?;
-            writeln!(out, "added user {} ({})", user.username, user.id).map_err(io_err)
+            writeln!(
+                out,
+                "added user {} ({})",
+                terminal_safe(&user.username),
+                user.id
+            )
+            .map_err(io_err)
         }
         UserCommand::List { json } => {
             let users = ctx.store().list_users()?;
@@ -495,11 +556,11 @@ fn user_command(
                         out,
                         "{}  {:<20} {}",
                         u.id,
-                        u.username,
+                        terminal_safe(&u.username),
                         if u.scopes.is_empty() {
                             "-".to_owned()
                         } else {
-                            u.scopes.join(",")
+                            terminal_safe(&u.scopes.join(",")).into_owned()
                         }
                     )
                     .map_err(io_err)?;
@@ -513,7 +574,7 @@ fn user_command(
             writeln!(
                 out,
                 "removed user {} with all its sessions and tokens",
-                user.username
+                terminal_safe(&user.username)
             )
             .map_err(io_err)
         }
@@ -521,7 +582,13 @@ fn user_command(
             let user = ctx.core.find_user(&name)?;
             let scopes = scopes::parse_list(&scopes)?;
             ctx.core.set_user_scopes(None, &user.id, &scopes)?;
-            writeln!(out, "scopes of {}: {}", user.username, scopes.join(",")).map_err(io_err)
+            writeln!(
+                out,
+                "scopes of {}: {}",
+                terminal_safe(&user.username),
+                scopes.join(",")
+            )
+            .map_err(io_err)
         }
         UserCommand::SetPassword { name } => {
             let user = ctx.core.find_user(&name)?;
@@ -530,7 +597,7 @@ fn user_command(
             writeln!(
                 out,
                 "password of {} set; every session and token issued before now has ended",
-                user.username
+                terminal_safe(&user.username)
             )
             .map_err(io_err)
         }
@@ -580,13 +647,13 @@ fn token_command(ctx: &Context, cmd: TokenCommand, out: &mut dyn Write) -> Resul
                     writeln!(
                         out,
                         "{}  {:<6} {:<7} user={} expires={} scopes={} name={}",
-                        t.jti,
+                        terminal_safe(&t.jti),
                         t.kind.as_str(),
                         state,
-                        t.user_id,
+                        terminal_safe(&t.user_id),
                         fmt_time(t.expires_at),
-                        t.scopes.join(","),
-                        t.name.as_deref().unwrap_or("-")
+                        terminal_safe(&t.scopes.join(",")),
+                        terminal_safe(t.name.as_deref().unwrap_or("-"))
                     )
                     .map_err(io_err)?;
                 }
@@ -604,7 +671,7 @@ fn token_command(ctx: &Context, cmd: TokenCommand, out: &mut dyn Write) -> Resul
                 writeln!(
                     out,
                     "ended every session and token of {} issued until now",
-                    u.username
+                    terminal_safe(&u.username)
                 )
                 .map_err(io_err)
             }
@@ -617,6 +684,22 @@ fn token_command(ctx: &Context, cmd: TokenCommand, out: &mut dyn Write) -> Resul
 }
 
 fn audit_command(ctx: &Context, args: &AuditArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(AuditAction::Prune {
+        older_than,
+        max_rows,
+    }) = &args.action
+    {
+        let retention = if older_than.is_none() && max_rows.is_none() {
+            ctx.config.audit_retention()
+        } else {
+            crate::audit::Retention {
+                max_age: *older_than,
+                max_rows: *max_rows,
+            }
+        };
+        let deleted = retention.prune(ctx.store(), now_ms())?;
+        return writeln!(out, "deleted {deleted} audit rows").map_err(io_err);
+    }
     let subject = match &args.user {
         Some(u) => Some(ctx.core.find_user(u)?.id),
         None => None,
@@ -647,12 +730,12 @@ fn audit_command(ctx: &Context, args: &AuditArgs, out: &mut dyn Write) -> Result
                 "{} {:<5}{run} {} subject={} resource={} peer={} cert={} reason={}",
                 fmt_time(e.at_ms / 1000),
                 if e.allowed { "ALLOW" } else { "DENY" },
-                e.method,
-                e.subject.as_deref().unwrap_or("-"),
-                e.resource.as_deref().unwrap_or("-"),
-                e.peer.as_deref().unwrap_or("-"),
-                e.client_identity.as_deref().unwrap_or("-"),
-                e.reason
+                terminal_safe(&e.method),
+                terminal_safe(e.subject.as_deref().unwrap_or("-")),
+                terminal_safe(e.resource.as_deref().unwrap_or("-")),
+                terminal_safe(e.peer.as_deref().unwrap_or("-")),
+                terminal_safe(e.client_identity.as_deref().unwrap_or("-")),
+                terminal_safe(&e.reason)
             )
             .map_err(io_err)?;
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::audit::Retention;
 use crate::error::{Error, Result};
 use crate::identity::Lifetimes;
 use crate::keys::SigningMode;
@@ -36,6 +37,8 @@ pub struct Config {
     pub sign_in: SignInConfig,
     /// Node heartbeats and node token lifetimes.
     pub nodes: NodesConfig,
+    /// How long the audit trail is kept.
+    pub audit: AuditConfig,
     /// TLS for both APIs; absent means plaintext h2c.
     pub tls: Option<TlsConfig>,
 }
@@ -51,6 +54,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             sign_in: SignInConfig::default(),
             nodes: NodesConfig::default(),
+            audit: AuditConfig::default(),
             tls: None,
         }
     }
@@ -170,16 +174,28 @@ impl Default for SigningConfig {
     }
 }
 
-/// `[sign_in]`.
+/// `[sign_in]`: see `crate::ratelimit` for how the limits combine.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignInConfig {
-    /// Attempts per peer address per window.
+    /// Attempts per peer address (IPv6: per /64) per window.
     pub attempts_per_peer: u32,
-    /// Failures per user name per window.
+    /// Failures per user name from one peer per window; success resets it.
     pub failures_per_user: u32,
     /// Window length in seconds.
     pub window_secs: u64,
+    /// Failures per user name from all peers per window before new peers are slowed down.
+    pub user_slow_down_after: u32,
+    /// Seconds between two attempts at a slowed-down user name from a new peer.
+    pub user_slow_down_secs: u64,
+    /// Seconds a peer that signed in as a user skips that user's slow-down.
+    pub trusted_peer_secs: u64,
+    /// Entries each limiter table holds at most.
+    pub max_tracked: usize,
+    /// Passwords checked with argon2 at the same time (0: the number of CPUs).
+    pub concurrent_password_checks: usize,
+    /// Sign-ins that may wait for a password check; more are refused at once.
+    pub queued_password_checks: usize,
 }
 
 impl Default for SignInConfig {
@@ -189,6 +205,32 @@ impl Default for SignInConfig {
             attempts_per_peer: l.per_peer,
             failures_per_user: l.failures_per_user,
             window_secs: l.window.as_secs(),
+            user_slow_down_after: l.user_slow_down_after,
+            user_slow_down_secs: l.user_slow_down.as_secs(),
+            trusted_peer_secs: l.trust_for.as_secs(),
+            max_tracked: l.max_entries,
+            concurrent_password_checks: l.concurrent_checks,
+            queued_password_checks: l.queued_checks,
+        }
+    }
+}
+
+/// `[audit]`: retention of the audit trail, enforced by the audit writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Rows older than this many days are deleted (0: kept regardless of age).
+    pub max_age_days: u64,
+    /// At most this many rows, the newest, are kept (0: no limit).
+    pub max_rows: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let r = Retention::default();
+        AuditConfig {
+            max_age_days: r.max_age.map_or(0, |d| d.as_secs() / 86_400),
+            max_rows: r.max_rows.unwrap_or(0),
         }
     }
 }
@@ -410,10 +452,27 @@ impl Config {
 
     /// The SignIn limits.
     pub fn sign_in_limits(&self) -> SignInLimits {
+        let c = &self.sign_in;
         SignInLimits {
-            per_peer: self.sign_in.attempts_per_peer,
-            failures_per_user: self.sign_in.failures_per_user,
-            window: Duration::from_secs(self.sign_in.window_secs),
+            per_peer: c.attempts_per_peer,
+            failures_per_user: c.failures_per_user,
+            window: Duration::from_secs(c.window_secs),
+            user_slow_down_after: c.user_slow_down_after,
+            user_slow_down: Duration::from_secs(c.user_slow_down_secs),
+            trust_for: Duration::from_secs(c.trusted_peer_secs),
+            max_entries: c.max_tracked,
+            concurrent_checks: c.concurrent_password_checks,
+            queued_checks: c.queued_password_checks,
+        }
+    }
+
+    /// The audit trail's retention.
+    pub fn audit_retention(&self) -> Retention {
+        let a = &self.audit;
+        Retention {
+            max_age: (a.max_age_days > 0)
+                .then(|| Duration::from_secs(a.max_age_days.saturating_mul(86_400))),
+            max_rows: (a.max_rows > 0).then_some(a.max_rows),
         }
     }
 
@@ -594,6 +653,31 @@ mod tests {
         let err =
             Config::load_with(&path, &manta_config::Env::from_pairs([("DATA", "/x")])).unwrap_err();
         assert!(err.to_string().contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn sign_in_and_audit_tables_reach_the_limiter_and_the_retention() {
+        let c = load("").unwrap();
+        assert_eq!(c.sign_in_limits(), SignInLimits::default());
+        assert_eq!(c.audit_retention(), Retention::default());
+        assert!(c.audit_retention().max_age.is_some() && c.audit_retention().max_rows.is_some());
+        let c = load(
+            "[sign_in]\nfailures_per_user = 3\nuser_slow_down_after = 9\n\
+             concurrent_password_checks = 2\n[audit]\nmax_age_days = 7\nmax_rows = 0\n",
+        )
+        .unwrap();
+        let l = c.sign_in_limits();
+        assert_eq!(
+            (
+                l.failures_per_user,
+                l.user_slow_down_after,
+                l.concurrent_checks
+            ),
+            (3, 9, 2)
+        );
+        let r = c.audit_retention();
+        assert_eq!(r.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(r.max_rows, None, "0 turns the row limit off");
     }
 
     #[test]

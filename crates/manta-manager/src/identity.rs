@@ -437,36 +437,60 @@ impl Core {
         })
     }
 
-    /// Checks a password with brute-force limits per peer and per user name.
+    /// Checks a password with the brute-force limits of [`crate::ratelimit`]: the attempt
+    /// reserves its place before argon2 runs, and argon2 runs in a bounded number of slots.
     pub fn check_credentials(
         &self,
         username: &str,
         password: &SecretString,
         peer: &str,
     ) -> Result<UserRecord> {
-        let now = Instant::now();
-        self.limiter
-            .check(peer, username, now)
-            .map_err(|t| match t {
-                Throttled::Peer(d) => Error::Throttled {
-                    scope: "from this address",
-                    retry_after_secs: d.as_secs().max(1),
-                },
-                Throttled::User(d) => Error::Throttled {
-                    scope: "for this user",
-                    retry_after_secs: d.as_secs().max(1),
-                },
-            })?;
+        let throttled = |t: Throttled| match t {
+            Throttled::Peer(d) => Error::Throttled {
+                scope: "from this address",
+                retry_after_secs: d.as_secs().max(1),
+            },
+            Throttled::User(d) => Error::Throttled {
+                scope: "for this user from this address",
+                retry_after_secs: d.as_secs().max(1),
+            },
+            Throttled::Slowed(d) => Error::Throttled {
+                scope: "for this user",
+                retry_after_secs: d.as_secs().max(1),
+            },
+            Throttled::Busy => Error::Throttled {
+                scope: "on this manager right now",
+                retry_after_secs: 1,
+            },
+        };
+        let attempt = self
+            .limiter
+            .begin(peer, username, Instant::now())
+            .map_err(throttled)?;
+        // A store failure drops the attempt, which releases it without counting a failure.
         let found = self.store.credentials(username)?;
         let stored = found.as_ref().and_then(|(_, hash)| hash.as_deref());
-        if !verify_password(password, stored) {
-            self.limiter.failed(username, now);
+        // The checker threads need their own copies; both are dropped right after the check.
+        let (password, stored) = (password.clone(), stored.map(str::to_owned));
+        let ok = self
+            .limiter
+            .evaluate(attempt.trusted(), move || {
+                verify_password(&password, stored.as_deref())
+            })
+            .map_err(throttled)?;
+        if !ok {
+            attempt.failed(Instant::now());
             return Err(Error::BadCredentials);
         }
-        self.limiter.succeeded(username);
+        attempt.succeeded(Instant::now());
         // verify_password only succeeds with a stored hash, so the user exists here.
         let (user, _) = found.ok_or(Error::BadCredentials)?;
         Ok(user)
+    }
+
+    /// The sign-in limiter, for its figures (argon2 evaluations, table sizes).
+    pub fn sign_in_limiter(&self) -> &SignInLimiter {
+        &self.limiter
     }
 
     /// Signs in: checks the password and starts a session.
@@ -796,6 +820,7 @@ mod tests {
             per_peer: 100,
             failures_per_user: 3,
             window: Duration::from_secs(60),
+            ..SignInLimits::default()
         };
         let core = Core::new(store, authority, Lifetimes::default(), limits, sink);
         Fixture {

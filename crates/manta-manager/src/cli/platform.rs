@@ -8,7 +8,7 @@ use clap::Subcommand;
 use manta_proto::common::informations::ClusterStatus;
 use secrecy::ExposeSecret;
 
-use super::{Context, fmt_time, io_err, parse_duration};
+use super::{Context, fmt_time, io_err, parse_duration, terminal_safe};
 use crate::error::{Error, Result};
 use crate::platform::Viewer;
 use crate::registry::{NodeView, Registry};
@@ -141,9 +141,9 @@ pub(super) fn cluster_command(
                     writeln!(
                         out,
                         "{}  {:<8} {:<24} {}",
-                        c.id,
+                        terminal_safe(&c.id),
                         status_name(c.status),
-                        c.name,
+                        terminal_safe(&c.name),
                         fmt_time(c.created_at)
                     )
                     .map_err(io_err)?;
@@ -171,8 +171,9 @@ pub(super) fn node_token_command(
                 .revoke_bootstrap(&Viewer::operator(), &cluster)?;
             writeln!(
                 out,
-                "revoked every bootstrap token of cluster {cluster}; registered nodes keep \
-                 working, new nodes need a token from `manta-manager node-token issue`"
+                "revoked every bootstrap token of cluster {}; registered nodes keep \
+                 working, new nodes need a token from `manta-manager node-token issue`",
+                terminal_safe(&cluster)
             )
             .map_err(io_err)
         }
@@ -193,10 +194,10 @@ pub(super) fn node_command(ctx: &Context, cmd: NodeCommand, out: &mut dyn Write)
                     writeln!(
                         out,
                         "{}  {:<7} {:<24} cluster {}  last seen {}",
-                        n.record.id,
+                        terminal_safe(&n.record.id),
                         if n.online { "online" } else { "offline" },
-                        n.record.alias.as_deref().unwrap_or("-"),
-                        n.record.cluster_id,
+                        terminal_safe(n.record.alias.as_deref().unwrap_or("-")),
+                        terminal_safe(&n.record.cluster_id),
                         n.last_seen.map_or_else(|| "never".to_owned(), fmt_time)
                     )
                     .map_err(io_err)?;
@@ -218,7 +219,8 @@ pub(super) fn node_command(ctx: &Context, cmd: NodeCommand, out: &mut dyn Write)
             let v = node_json(&n);
             let obj = v.as_object().into_iter().flatten();
             for (k, v) in obj {
-                writeln!(out, "{k:<20} {v}").map_err(io_err)?;
+                // JSON escapes C0 controls but not DEL or the C1 range (the one-byte CSI).
+                writeln!(out, "{k:<20} {}", terminal_safe(&v.to_string())).map_err(io_err)?;
             }
             let expires_in = n.record.token_expires_at - now_secs();
             writeln!(out, "{:<20} {}s", "token_expires_in", expires_in).map_err(io_err)
@@ -231,7 +233,12 @@ pub(super) fn node_command(ctx: &Context, cmd: NodeCommand, out: &mut dyn Write)
                     hint: "list nodes with `manta-manager node list`",
                 });
             }
-            writeln!(out, "removed node {id}; its tokens no longer work").map_err(io_err)
+            writeln!(
+                out,
+                "removed node {}; its tokens no longer work",
+                terminal_safe(&id)
+            )
+            .map_err(io_err)
         }
     }
 }

@@ -329,6 +329,9 @@ pub trait Store: PlatformStore + Send + Sync + 'static {
     fn append_audit(&self, events: &[AuditEvent]) -> Result<()>;
     /// Queries the audit trail, newest first.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+    /// Deletes audit rows that began before `older_than_ms` (unix milliseconds) and all but
+    /// the newest `keep_rows`; returns how many rows were deleted.
+    fn prune_audit(&self, older_than_ms: Option<i64>, keep_rows: Option<u64>) -> Result<u64>;
 }
 
 /// Current time in unix seconds.

@@ -143,10 +143,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            // The directory holds the database with password hashes and private keys, and
+            // SQLite's journal files beside it: owner-only, whatever the umask.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
         }
         let writer = connect(path, "FULL")?;
         // The database holds password hashes and private keys: owner-only, like any secret file.
@@ -865,6 +872,30 @@ impl Store for SqliteStore {
             )?
             .collect()
         })
+    }
+
+    fn prune_audit(&self, older_than_ms: Option<i64>, keep_rows: Option<u64>) -> Result<u64> {
+        // Deleting in batches keeps each write transaction short, so a prune of a large
+        // trail never holds the audit writer (or the admin CLI) back for long.
+        const BATCH: i64 = 5_000;
+        let keep = keep_rows.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let conn = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut deleted: u64 = 0;
+        loop {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
+                     WHERE (?1 IS NOT NULL AND at_ms < ?1) \
+                     OR (?2 IS NOT NULL AND id <= (SELECT MAX(id) FROM audit) - ?2) \
+                     ORDER BY id LIMIT ?3)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![older_than_ms, keep, BATCH]))
+                .map_err(|e| self.err(e))?;
+            deleted += n as u64;
+            if i64::try_from(n).unwrap_or(i64::MAX) < BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod durability;
+mod hardening;
 mod harness;
 mod interop;
 mod limits;
