@@ -77,6 +77,8 @@ pub enum TokenProblem {
     Missing,
     /// Not a JWT, or not valid UTF-8 or base64.
     Malformed,
+    /// A JWT whose time claim (`exp`, `nbf`, `iat`) is not an integer or out of range.
+    BadClaim,
     /// The signature does not verify, or the algorithm is not allowed.
     BadSignature,
     /// A `kid` this manager does not know (or a key retired too long ago).
@@ -109,6 +111,9 @@ impl TokenProblem {
             }
             TokenProblem::Malformed => {
                 "malformed token: the `authorization` metadata is not a JWT; copy the whole token"
+            }
+            TokenProblem::BadClaim => {
+                "invalid token: a time claim (exp, nbf or iat) is not an integer or lies past the year 9999; sign in again for a token from this manager"
             }
             TokenProblem::BadSignature => {
                 "invalid token signature: the token was altered or signed by another manager; sign in again"
@@ -194,6 +199,7 @@ fn problem_of(e: &manta_auth::Error) -> TokenProblem {
         E::WrongIssuer { .. } | E::WrongAudience { .. } => TokenProblem::WrongIssuer,
         E::WrongKind { .. } => TokenProblem::WrongKind,
         E::Revoked => TokenProblem::Revoked,
+        E::BadClaim { .. } => TokenProblem::BadClaim,
         _ => TokenProblem::Malformed,
     }
 }
