@@ -340,6 +340,48 @@ fn load_config(cli: &Cli, dev: bool) -> Result<Config> {
     Ok(config)
 }
 
+/// Admin commands work on the store of a manager that exists already: a typo'd or missing
+/// `--data-dir` must not create an empty store in the current directory (the user added there
+/// never reaches the running manager). The error says where the directory came from.
+fn require_store(cli: &Cli, config: &Config) -> Result<()> {
+    let path = config.database();
+    if path.exists() {
+        return Ok(());
+    }
+    let from_env = |var: &str, value: &std::path::Path| {
+        std::env::var_os(var).is_some_and(|v| std::path::Path::new(&v) == value)
+    };
+    let source_of_path = match (&cli.data_dir, &cli.config) {
+        (Some(dir), _) if from_env("MANTA_MANAGER_DATA_DIR", dir) => {
+            "named by MANTA_MANAGER_DATA_DIR".to_owned()
+        }
+        (Some(_), _) => "named by --data-dir".to_owned(),
+        (None, Some(file)) => {
+            let via = if from_env("MANTA_MANAGER_CONFIG", file) {
+                "MANTA_MANAGER_CONFIG"
+            } else {
+                "--config"
+            };
+            if config.data_dir == Config::default().data_dir {
+                format!(
+                    "the default: {} ({via}) sets no data_dir, and neither --data-dir nor \
+                     MANTA_MANAGER_DATA_DIR is set",
+                    file.display()
+                )
+            } else {
+                format!("named by data_dir in {} ({via})", file.display())
+            }
+        }
+        (None, None) => "the default: none of --data-dir, MANTA_MANAGER_DATA_DIR, --config \
+                         or MANTA_MANAGER_CONFIG is set"
+            .to_owned(),
+    };
+    Err(Error::NoStore {
+        path,
+        source_of_path,
+    })
+}
+
 fn read_password(input: &mut dyn BufRead) -> Result<SecretString> {
     let mut line = String::new();
     input.read_line(&mut line).map_err(|source| Error::Io {
@@ -389,6 +431,9 @@ fn io_err(source: std::io::Error) -> Error {
 pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()> {
     let dev = matches!(cli.command, Command::Dev(_));
     let config = load_config(&cli, dev)?;
+    if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
+        require_store(&cli, &config)?;
+    }
     match cli.command {
         Command::Serve(args) => run_server(Context::serving(config)?, &args, None, out),
         Command::Dev(args) => {
@@ -786,9 +831,62 @@ mod tests {
         Ok(String::from_utf8(out).unwrap())
     }
 
+    /// A data directory holding a store, as a manager that ran once leaves it.
+    fn store_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open(&dir.path().join("manager.db")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn admin_commands_never_create_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("typo");
+        for args in [
+            &["user", "add", "alice"][..],
+            &["user", "list"],
+            &["token", "list"],
+            &["keys", "rotate"],
+            &["audit"],
+            &["audit", "prune"],
+            &["cluster", "list"],
+            &["node-token", "revoke", "--cluster", "c1"],
+            &["node", "list"],
+        ] {
+            let err = exec(&missing, args, "").unwrap_err().to_string();
+            assert!(
+                err.starts_with("no manager store at ")
+                    && err.contains("typo")
+                    && err.contains("named by --data-dir")
+                    && err.contains("--data-dir ./.manta-dev"),
+                "{args:?}: {err}"
+            );
+            assert!(!missing.exists(), "{args:?} created {}", missing.display());
+        }
+        // A configuration that names no data_dir says so instead of using ./manta-manager-data
+        // silently.
+        let cfg = dir.path().join("manager.toml");
+        std::fs::write(&cfg, "").unwrap();
+        let cli = Cli::try_parse_from([
+            "manta-manager",
+            "--config",
+            cfg.to_str().unwrap(),
+            "user",
+            "list",
+        ])
+        .unwrap();
+        if !Config::default().database().exists() {
+            let err = run(cli, &mut &b""[..], &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("sets no data_dir"), "{err}");
+            assert!(!Config::default().data_dir.exists());
+        }
+    }
+
     #[test]
     fn admin_commands_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = store_dir();
         let d = dir.path();
         exec(
             d,

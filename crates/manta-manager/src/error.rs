@@ -38,6 +38,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An admin command found no store where it looked; admin commands never create one.
+    #[error(
+        "no manager store at {path} ({source_of_path}); point --data-dir at the running manager's data directory, e.g. `--data-dir ./.manta-dev` for `manta-manager dev`"
+    )]
+    NoStore {
+        /// The database file that does not exist.
+        path: PathBuf,
+        /// Where the directory came from: the flag, the variable, the configuration or the
+        /// default.
+        source_of_path: String,
+    },
     /// A user name was already taken.
     #[error("user {0:?} already exists; pick another name or remove the old user first")]
     UserExists(String),

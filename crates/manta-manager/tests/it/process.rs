@@ -14,7 +14,11 @@ use crate::harness::{authed, channel};
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_manta-manager");
 
 /// Runs an admin command against a data directory and returns its stdout.
+/// Admin commands never create a store, so this first creates one where a manager that ran
+/// once would have left it.
 pub(crate) fn admin(data: &Path, config: Option<&Path>, args: &[&str], stdin: &str) -> String {
+    // --data-dir is always given and wins over the configuration, as in the binary.
+    drop(manta_manager::store::SqliteStore::open(&data.join("manager.db")).unwrap());
     let mut cmd = Command::new(BIN);
     cmd.arg("--data-dir").arg(data);
     if let Some(c) = config {
@@ -202,6 +206,7 @@ fn bad_configuration_is_refused_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("manager.toml");
     std::fs::write(&cfg, "[signing]\nalgorithm = \"HS256\"\n").unwrap();
+    drop(manta_manager::store::SqliteStore::open(&dir.path().join("manager.db")).unwrap());
     let out = Command::new(BIN)
         .arg("--config")
         .arg(&cfg)
@@ -259,4 +264,45 @@ async fn dev_prints_a_working_admin_token_once() {
     assert!(banner.contains("printed on first start"), "{banner}");
     assert!(!banner.contains(&token));
     again.terminate();
+}
+
+#[test]
+fn admin_commands_without_a_data_dir_create_nothing_and_say_where_they_looked() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(cwd.path())
+        .args(["user", "add", "alice", "--scopes", "user:read"])
+        .env_remove("MANTA_MANAGER_CONFIG")
+        .env_remove("MANTA_MANAGER_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "user add succeeded without a store");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for place in [
+        "manta-manager-data/manager.db",
+        "--data-dir",
+        "MANTA_MANAGER_DATA_DIR",
+        "--config",
+        "MANTA_MANAGER_CONFIG",
+        "--data-dir ./.manta-dev",
+    ] {
+        assert!(err.contains(place), "no {place:?} in {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "the command left files in the current directory"
+    );
+    // The variable names the directory just like the flag.
+    let out = Command::new(BIN)
+        .current_dir(cwd.path())
+        .args(["user", "list"])
+        .env_remove("MANTA_MANAGER_CONFIG")
+        .env("MANTA_MANAGER_DATA_DIR", cwd.path().join("elsewhere"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("named by MANTA_MANAGER_DATA_DIR"), "{err}");
+    assert!(!cwd.path().join("elsewhere").exists());
 }
