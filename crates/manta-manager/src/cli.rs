@@ -435,12 +435,8 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
         require_store(&cli, &config)?;
     }
     match cli.command {
-        Command::Serve(args) => run_server(Context::serving(config)?, &args, None, out),
-        Command::Dev(args) => {
-            let ctx = Context::serving(config)?;
-            let banner = dev_setup(&ctx)?;
-            run_server(ctx, &args, Some(banner), out)
-        }
+        Command::Serve(args) => run_server(config, &args, false, out),
+        Command::Dev(args) => run_server(config, &args, true, out),
         Command::User(cmd) => user_command(&Context::open(config)?, cmd, input, out),
         Command::Token(cmd) => token_command(&Context::open(config)?, cmd, out),
         Command::Keys(KeysCommand::Rotate) => {
@@ -460,7 +456,7 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
     }
 }
 
-fn dev_setup(ctx: &Context) -> Result<String> {
+fn dev_setup(ctx: &Context, user_local: SocketAddr) -> Result<String> {
     if ctx.store().credentials("admin")?.is_some() {
         return Ok(format!(
             "development manager (data in {}); the admin token was printed on first start.\n\
@@ -480,7 +476,7 @@ fn dev_setup(ctx: &Context) -> Result<String> {
         Some(Duration::from_secs(30 * 86_400)),
         &admin.scopes,
     )?;
-    let user = ctx.config.listen.user_api;
+    let user = user_local;
     Ok(format!(
         "development manager ready (data in {dir}); shown once, keep them:\n\
          \n  admin password: {pw}\n  admin token:    {tok}\n\
@@ -496,25 +492,43 @@ fn dev_setup(ctx: &Context) -> Result<String> {
     ))
 }
 
-fn run_server(
-    ctx: Context,
-    args: &ServeArgs,
-    banner: Option<String>,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let user_addr = args.user_listen.unwrap_or(ctx.config.listen.user_api);
-    let node_addr = args.node_listen.unwrap_or(ctx.config.listen.node_api);
-    let tls = ctx
-        .config
+/// Binds one listening socket. A busy port fails here, before `serve` or `dev` writes
+/// anything to disk: `dev` would otherwise create the admin user and lose its one-time
+/// password with the failed start.
+fn bind_listener(
+    addr: SocketAddr,
+    flag: &'static str,
+) -> Result<(std::net::TcpListener, SocketAddr)> {
+    let listen_err = |source| Error::Listen { addr, flag, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_err)?;
+    // Tokio takes the socket over inside the runtime and needs it non-blocking.
+    listener.set_nonblocking(true).map_err(listen_err)?;
+    let local = listener.local_addr().map_err(listen_err)?;
+    Ok((listener, local))
+}
+
+fn run_server(config: Config, args: &ServeArgs, dev: bool, out: &mut dyn Write) -> Result<()> {
+    let user_addr = args.user_listen.unwrap_or(config.listen.user_api);
+    let node_addr = args.node_listen.unwrap_or(config.listen.node_api);
+    let tls = config
         .tls
         .as_ref()
         .map(TlsConfig::server_tls)
         .transpose()?;
     let options = ServeOptions {
-        max_message_bytes: ctx.config.listen.max_message_bytes,
-        limits: ctx.config.limits()?,
+        max_message_bytes: config.listen.max_message_bytes,
+        limits: config.limits()?,
         authorization: !args.danger_disable_authorization,
         ..ServeOptions::default()
+    };
+    // Everything that can fail on a bad flag or a busy port happens before the store exists.
+    let (user, user_local) = bind_listener(user_addr, "--user-listen")?;
+    let (node, node_local) = bind_listener(node_addr, "--node-listen")?;
+    let ctx = Context::serving(config)?;
+    let banner = if dev {
+        Some(dev_setup(&ctx, user_local)?)
+    } else {
+        None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -524,19 +538,12 @@ fn run_server(
     runtime.block_on(async move {
         // Before anything is printed: a supervisor may signal as soon as it sees the ports.
         let shutdown = shutdown_signal();
-        let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
+        let adopt = |listener: std::net::TcpListener, addr: SocketAddr| {
+            tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::Server(format!("cannot listen on {addr}: {e}")))
         };
-        let user = bind(user_addr).await?;
-        let node = bind(node_addr).await?;
-        let (user_local, node_local) = (
-            user.local_addr()
-                .map_err(|e| Error::Server(e.to_string()))?,
-            node.local_addr()
-                .map_err(|e| Error::Server(e.to_string()))?,
-        );
+        let user = adopt(user, user_local)?;
+        let node = adopt(node, node_local)?;
         if !options.authorization {
             tracing::warn!(
                 "authorization is DISABLED: every call is allowed and nothing is audited"

@@ -157,6 +157,17 @@ pub enum Error {
     /// or another API token).
     #[error("{0}")]
     ReauthenticationRequired(String),
+    /// A listening address of `serve` or `dev` could not be bound (busy, or not local).
+    #[error("cannot listen on {addr}: {source}; stop what uses it or choose another with {flag}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The flag that sets it (`--user-listen` or `--node-listen`).
+        flag: &'static str,
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
     /// The gRPC server could not start or stopped with an error.
     #[error("server failed: {0}; check that the address is free and reachable")]
     Server(String),

@@ -306,3 +306,53 @@ fn admin_commands_without_a_data_dir_create_nothing_and_say_where_they_looked() 
     assert!(err.contains("named by MANTA_MANAGER_DATA_DIR"), "{err}");
     assert!(!cwd.path().join("elsewhere").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_a_busy_port_creates_nothing_and_the_next_start_prints_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().to_string();
+    for (user, node, flag) in [
+        (taken.as_str(), "127.0.0.1:0", "--user-listen"),
+        ("127.0.0.1:0", taken.as_str(), "--node-listen"),
+    ] {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["dev", "--user-listen", user, "--node-listen", node])
+            .env_remove("MANTA_MANAGER_CONFIG")
+            .env("MANTA_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "dev started on a busy port");
+        assert!(
+            !data.exists(),
+            "a failed start left {} behind",
+            data.display()
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cannot listen on {taken}")) && err.contains(flag),
+            "{err}"
+        );
+    }
+    drop(busy);
+    // The first start that gets its ports is the first start: it shows the password.
+    let mut served = Served::start_command("dev", &data, None, &[]);
+    let banner: Vec<String> = served
+        .lines
+        .by_ref()
+        .take_while(|l| l.as_ref().is_ok_and(|l| !l.contains("admin token:")))
+        .map(Result::unwrap)
+        .collect();
+    let password = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("admin password:"))
+        .map(str::trim);
+    assert!(
+        password.is_some_and(|p| !p.is_empty()),
+        "no password in {banner:?}"
+    );
+    served.terminate();
+}
