@@ -476,20 +476,57 @@ fn dev_setup(ctx: &Context, user_local: SocketAddr) -> Result<String> {
         Some(Duration::from_secs(30 * 86_400)),
         &admin.scopes,
     )?;
-    let user = user_local;
     Ok(format!(
         "development manager ready (data in {dir}); shown once, keep them:\n\
          \n  admin password: {pw}\n  admin token:    {tok}\n\
-         \nNext:\n  export MANTA_TOKEN='{tok}'\n  \
-         python -c \"from manta import UserAPI; print(UserAPI(token='$MANTA_TOKEN', host='{host}', port={port}).get_user())\"\n  \
-         grpcurl -plaintext -H \"authorization: $MANTA_TOKEN\" {user} core.user_services.UserManagement/GetUser\n  \
-         manta-manager --data-dir {dir} user add alice --scopes user:read --password-stdin",
+         \nNext:\n  export MANTA_TOKEN='{tok}'\n{next}",
         dir = ctx.config.data_dir.display(),
         pw = password.expose_secret(),
         tok = token.token.expose_secret(),
-        host = user.ip(),
-        port = user.port(),
+        next = dev_next_steps(&ctx.config.data_dir, user_local, ctx.config.tls.as_ref()),
     ))
+}
+
+/// The banner's commands to try, for the address `dev` really listens on (port 0 becomes the
+/// chosen port, a wildcard address the loopback one) and for its transport: with `[tls]` the
+/// clients verify the manager against the folder's CA (and present its client pair when the
+/// manager asks for one) instead of speaking plaintext.
+fn dev_next_steps(
+    data_dir: &std::path::Path,
+    listening: SocketAddr,
+    tls: Option<&TlsConfig>,
+) -> String {
+    let mut addr = listening;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let (sdk_env, grpcurl_transport) = match tls {
+        None => (String::new(), "-plaintext".to_owned()),
+        Some(tls) => {
+            let folder = tls.cert_folder.display();
+            let client_pair = if tls.client_auth == "none" {
+                String::new()
+            } else {
+                format!(" -cert {folder}/client.crt -key {folder}/client.key")
+            };
+            (
+                format!("MANTA_CERT_DIR={folder} MANTA_ENV=dev "),
+                format!("-cacert {folder}/ca.crt{client_pair}"),
+            )
+        }
+    };
+    format!(
+        "  {sdk_env}python -c \"from manta import UserAPI; print(UserAPI(token='$MANTA_TOKEN', host='{host}', port={port}).get_user())\"\n  \
+         grpcurl {grpcurl_transport} -H \"authorization: $MANTA_TOKEN\" {addr} core.user_services.UserManagement/GetUser\n  \
+         manta-manager --data-dir {dir} user add alice --scopes user:read --password-stdin",
+        host = addr.ip(),
+        port = addr.port(),
+        dir = data_dir.display(),
+    )
 }
 
 /// Binds one listening socket. A busy port fails here, before `serve` or `dev` writes
@@ -510,11 +547,7 @@ fn bind_listener(
 fn run_server(config: Config, args: &ServeArgs, dev: bool, out: &mut dyn Write) -> Result<()> {
     let user_addr = args.user_listen.unwrap_or(config.listen.user_api);
     let node_addr = args.node_listen.unwrap_or(config.listen.node_api);
-    let tls = config
-        .tls
-        .as_ref()
-        .map(TlsConfig::server_tls)
-        .transpose()?;
+    let tls = config.tls.as_ref().map(TlsConfig::server_tls).transpose()?;
     let options = ServeOptions {
         max_message_bytes: config.listen.max_message_bytes,
         limits: config.limits()?,
@@ -889,6 +922,44 @@ mod tests {
             assert!(err.contains("sets no data_dir"), "{err}");
             assert!(!Config::default().data_dir.exists());
         }
+    }
+
+    #[test]
+    fn dev_next_steps_use_the_bound_address_and_the_transport() {
+        let dir = std::path::Path::new("./.manta-dev");
+        let plain = dev_next_steps(dir, "0.0.0.0:40123".parse().unwrap(), None);
+        assert!(
+            plain.contains("grpcurl -plaintext ") && plain.contains(" 127.0.0.1:40123 "),
+            "{plain}"
+        );
+        assert!(plain.contains("host='127.0.0.1', port=40123"), "{plain}");
+        assert!(
+            plain.contains("--data-dir ./.manta-dev user add alice"),
+            "{plain}"
+        );
+        let mut tls = TlsConfig {
+            cert_folder: PathBuf::from("/etc/manta/tls"),
+            client_auth: "none".into(),
+        };
+        let one_way = dev_next_steps(dir, "127.0.0.1:50052".parse().unwrap(), Some(&tls));
+        assert!(!one_way.contains("-plaintext"), "{one_way}");
+        assert!(
+            one_way.contains("grpcurl -cacert /etc/manta/tls/ca.crt -H"),
+            "{one_way}"
+        );
+        assert!(
+            one_way.contains("MANTA_CERT_DIR=/etc/manta/tls MANTA_ENV=dev python"),
+            "{one_way}"
+        );
+        tls.client_auth = "required".into();
+        let mutual = dev_next_steps(dir, "[::]:50052".parse().unwrap(), Some(&tls));
+        assert!(
+            mutual.contains(
+                "-cacert /etc/manta/tls/ca.crt -cert /etc/manta/tls/client.crt \
+                 -key /etc/manta/tls/client.key"
+            ) && mutual.contains(" [::1]:50052 "),
+            "{mutual}"
+        );
     }
 
     #[test]

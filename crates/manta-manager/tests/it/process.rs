@@ -242,6 +242,16 @@ async fn dev_prints_a_working_admin_token_once() {
         }
     }
     let token = token.expect("dev prints the admin token");
+    // The commands to try name the port really bound (the test asked for port 0).
+    let next: Vec<String> = served.lines.by_ref().take(5).map(Result::unwrap).collect();
+    let grpcurl = next.iter().find(|l| l.contains("grpcurl")).unwrap();
+    assert!(
+        grpcurl.contains(&format!(
+            "-plaintext -H \"authorization: $MANTA_TOKEN\" {} ",
+            served.user_addr
+        )),
+        "{next:?}"
+    );
     let mut c = UserManagementClient::new(channel(served.user_addr).await);
     let me = c
         .get_user(authed(
