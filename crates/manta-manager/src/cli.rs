@@ -18,6 +18,7 @@ use crate::scopes;
 use crate::server::{ServeOptions, serve, shutdown_signal};
 use crate::store::{AuditQuery, SqliteStore, Store, now_ms, now_secs};
 
+mod pki;
 mod platform;
 
 /// The reference Manta manager: serves the published User API with real identity, tokens and
@@ -65,6 +66,9 @@ pub enum Command {
     /// Lists, shows and removes registered nodes.
     #[command(subcommand)]
     Node(platform::NodeCommand),
+    /// Writes a development PKI (`pki init DIR`) for TLS and mTLS; touches no store.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 /// Flags of `serve` and `dev`.
@@ -429,6 +433,10 @@ fn io_err(source: std::io::Error) -> Error {
 
 /// Runs a command. Output goes to `out`, passwords come from `input`.
 pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()> {
+    // `pki` writes certificate files only: no configuration, no store.
+    if let Command::Pki(cmd) = cli.command {
+        return pki::pki_command(cmd, out);
+    }
     let dev = matches!(cli.command, Command::Dev(_));
     let config = load_config(&cli, dev)?;
     if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
@@ -453,6 +461,8 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
         Command::Cluster(cmd) => platform::cluster_command(&Context::open(config)?, cmd, out),
         Command::NodeToken(cmd) => platform::node_token_command(&Context::open(config)?, cmd, out),
         Command::Node(cmd) => platform::node_command(&Context::open(config)?, cmd, out),
+        // Handled above, before the configuration is read.
+        Command::Pki(_) => Ok(()),
     }
 }
 

@@ -49,6 +49,13 @@ pub enum Error {
         /// default.
         source_of_path: String,
     },
+    /// `pki init` found a file of a development PKI in its folder and was not told to
+    /// replace it.
+    #[error("{path} exists already; pass --force to replace the development PKI")]
+    PkiExists {
+        /// The first existing file.
+        path: PathBuf,
+    },
     /// A user name was already taken.
     #[error("user {0:?} already exists; pick another name or remove the old user first")]
     UserExists(String),
