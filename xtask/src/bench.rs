@@ -643,11 +643,12 @@ impl Drop for Served {
 /// holding `user:read` and an API token for it.
 fn serve_release(release: &Path) -> Result<Served> {
     let dir = tempfile::tempdir()?;
+    let data = dir.path().to_path_buf();
     let manager = release.join("manta-manager");
     let admin = |args: &[&str]| -> Result<String> {
         let out = Command::new(&manager)
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(&data)
             .args(args)
             .env_remove("MANTA_MANAGER_CONFIG")
             .stdin(Stdio::null())
@@ -661,13 +662,10 @@ fn serve_release(release: &Path) -> Result<Served> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
-    admin(&["user", "add", "bench", "--scopes", "user:read"])?;
-    let token = SecretString::from(admin(&[
-        "token", "issue", "--user", "bench", "--ttl", "1h",
-    ])?);
+    // `serve` first: it creates the store, and admin commands only open an existing one.
     let mut child = Command::new(&manager)
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(&data)
         .args([
             "serve",
             "--user-listen",
@@ -688,13 +686,17 @@ fn serve_release(release: &Path) -> Result<Served> {
     let mut served = Served {
         child,
         addr: String::new(),
-        token,
+        token: SecretString::from(String::new()),
         _dir: dir,
     };
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         if let Some(addr) = line.strip_prefix("user api listening on ") {
             served.addr = addr.trim().to_owned();
+            admin(&["user", "add", "bench", "--scopes", "user:read"])?;
+            served.token = SecretString::from(admin(&[
+                "token", "issue", "--user", "bench", "--ttl", "1h",
+            ])?);
             return Ok(served);
         }
     }

@@ -30,6 +30,8 @@ const TICK: Duration = Duration::from_millis(20);
 const CHANNELS: usize = 8;
 
 fn admin(data: &Path, args: &[&str]) -> String {
+    // Admin commands never create a store; make the one a manager that ran would leave.
+    drop(manta_manager::store::SqliteStore::open(&data.join("manager.db")).expect("open store"));
     let out = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)

@@ -18,6 +18,7 @@ use crate::scopes;
 use crate::server::{ServeOptions, serve, shutdown_signal};
 use crate::store::{AuditQuery, SqliteStore, Store, now_ms, now_secs};
 
+mod pki;
 mod platform;
 
 /// The reference Manta manager: serves the published User API with real identity, tokens and
@@ -65,6 +66,9 @@ pub enum Command {
     /// Lists, shows and removes registered nodes.
     #[command(subcommand)]
     Node(platform::NodeCommand),
+    /// Writes a development PKI (`pki init DIR`) for TLS and mTLS; touches no store.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 /// Flags of `serve` and `dev`.
@@ -340,6 +344,48 @@ fn load_config(cli: &Cli, dev: bool) -> Result<Config> {
     Ok(config)
 }
 
+/// Admin commands work on the store of a manager that exists already: a typo'd or missing
+/// `--data-dir` must not create an empty store in the current directory (the user added there
+/// never reaches the running manager). The error says where the directory came from.
+fn require_store(cli: &Cli, config: &Config) -> Result<()> {
+    let path = config.database();
+    if path.exists() {
+        return Ok(());
+    }
+    let from_env = |var: &str, value: &std::path::Path| {
+        std::env::var_os(var).is_some_and(|v| std::path::Path::new(&v) == value)
+    };
+    let source_of_path = match (&cli.data_dir, &cli.config) {
+        (Some(dir), _) if from_env("MANTA_MANAGER_DATA_DIR", dir) => {
+            "named by MANTA_MANAGER_DATA_DIR".to_owned()
+        }
+        (Some(_), _) => "named by --data-dir".to_owned(),
+        (None, Some(file)) => {
+            let via = if from_env("MANTA_MANAGER_CONFIG", file) {
+                "MANTA_MANAGER_CONFIG"
+            } else {
+                "--config"
+            };
+            if config.data_dir == Config::default().data_dir {
+                format!(
+                    "the default: {} ({via}) sets no data_dir, and neither --data-dir nor \
+                     MANTA_MANAGER_DATA_DIR is set",
+                    file.display()
+                )
+            } else {
+                format!("named by data_dir in {} ({via})", file.display())
+            }
+        }
+        (None, None) => "the default: none of --data-dir, MANTA_MANAGER_DATA_DIR, --config \
+                         or MANTA_MANAGER_CONFIG is set"
+            .to_owned(),
+    };
+    Err(Error::NoStore {
+        path,
+        source_of_path,
+    })
+}
+
 fn read_password(input: &mut dyn BufRead) -> Result<SecretString> {
     let mut line = String::new();
     input.read_line(&mut line).map_err(|source| Error::Io {
@@ -387,15 +433,18 @@ fn io_err(source: std::io::Error) -> Error {
 
 /// Runs a command. Output goes to `out`, passwords come from `input`.
 pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()> {
+    // `pki` writes certificate files only: no configuration, no store.
+    if let Command::Pki(cmd) = cli.command {
+        return pki::pki_command(cmd, out);
+    }
     let dev = matches!(cli.command, Command::Dev(_));
     let config = load_config(&cli, dev)?;
+    if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
+        require_store(&cli, &config)?;
+    }
     match cli.command {
-        Command::Serve(args) => run_server(Context::serving(config)?, &args, None, out),
-        Command::Dev(args) => {
-            let ctx = Context::serving(config)?;
-            let banner = dev_setup(&ctx)?;
-            run_server(ctx, &args, Some(banner), out)
-        }
+        Command::Serve(args) => run_server(config, &args, false, out),
+        Command::Dev(args) => run_server(config, &args, true, out),
         Command::User(cmd) => user_command(&Context::open(config)?, cmd, input, out),
         Command::Token(cmd) => token_command(&Context::open(config)?, cmd, out),
         Command::Keys(KeysCommand::Rotate) => {
@@ -412,10 +461,12 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
         Command::Cluster(cmd) => platform::cluster_command(&Context::open(config)?, cmd, out),
         Command::NodeToken(cmd) => platform::node_token_command(&Context::open(config)?, cmd, out),
         Command::Node(cmd) => platform::node_command(&Context::open(config)?, cmd, out),
+        // Handled above, before the configuration is read.
+        Command::Pki(_) => Ok(()),
     }
 }
 
-fn dev_setup(ctx: &Context) -> Result<String> {
+fn dev_setup(ctx: &Context, user_local: SocketAddr) -> Result<String> {
     if ctx.store().credentials("admin")?.is_some() {
         return Ok(format!(
             "development manager (data in {}); the admin token was printed on first start.\n\
@@ -435,41 +486,92 @@ fn dev_setup(ctx: &Context) -> Result<String> {
         Some(Duration::from_secs(30 * 86_400)),
         &admin.scopes,
     )?;
-    let user = ctx.config.listen.user_api;
     Ok(format!(
         "development manager ready (data in {dir}); shown once, keep them:\n\
          \n  admin password: {pw}\n  admin token:    {tok}\n\
-         \nNext:\n  export MANTA_TOKEN='{tok}'\n  \
-         python -c \"from manta import UserAPI; print(UserAPI(token='$MANTA_TOKEN', host='{host}', port={port}).get_user())\"\n  \
-         grpcurl -plaintext -H \"authorization: $MANTA_TOKEN\" {user} core.user_services.UserManagement/GetUser\n  \
-         manta-manager --data-dir {dir} user add alice --scopes user:read --password-stdin",
+         \nNext:\n  export MANTA_TOKEN='{tok}'\n{next}",
         dir = ctx.config.data_dir.display(),
         pw = password.expose_secret(),
         tok = token.token.expose_secret(),
-        host = user.ip(),
-        port = user.port(),
+        next = dev_next_steps(&ctx.config.data_dir, user_local, ctx.config.tls.as_ref()),
     ))
 }
 
-fn run_server(
-    ctx: Context,
-    args: &ServeArgs,
-    banner: Option<String>,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let user_addr = args.user_listen.unwrap_or(ctx.config.listen.user_api);
-    let node_addr = args.node_listen.unwrap_or(ctx.config.listen.node_api);
-    let tls = ctx
-        .config
-        .tls
-        .as_ref()
-        .map(TlsConfig::server_tls)
-        .transpose()?;
+/// The banner's commands to try, for the address `dev` really listens on (port 0 becomes the
+/// chosen port, a wildcard address the loopback one) and for its transport: with `[tls]` the
+/// clients verify the manager against the folder's CA (and present its client pair when the
+/// manager asks for one) instead of speaking plaintext.
+fn dev_next_steps(
+    data_dir: &std::path::Path,
+    listening: SocketAddr,
+    tls: Option<&TlsConfig>,
+) -> String {
+    let mut addr = listening;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let (sdk_env, grpcurl_transport) = match tls {
+        None => (String::new(), "-plaintext".to_owned()),
+        Some(tls) => {
+            let folder = tls.cert_folder.display();
+            let client_pair = if tls.client_auth == "none" {
+                String::new()
+            } else {
+                format!(" -cert {folder}/client.crt -key {folder}/client.key")
+            };
+            (
+                format!("MANTA_CERT_DIR={folder} MANTA_ENV=dev "),
+                format!("-cacert {folder}/ca.crt{client_pair}"),
+            )
+        }
+    };
+    format!(
+        "  {sdk_env}python -c \"from manta import UserAPI; print(UserAPI(token='$MANTA_TOKEN', host='{host}', port={port}).get_user())\"\n  \
+         grpcurl {grpcurl_transport} -H \"authorization: $MANTA_TOKEN\" {addr} core.user_services.UserManagement/GetUser\n  \
+         manta-manager --data-dir {dir} user add alice --scopes user:read --password-stdin",
+        host = addr.ip(),
+        port = addr.port(),
+        dir = data_dir.display(),
+    )
+}
+
+/// Binds one listening socket. A busy port fails here, before `serve` or `dev` writes
+/// anything to disk: `dev` would otherwise create the admin user and lose its one-time
+/// password with the failed start.
+fn bind_listener(
+    addr: SocketAddr,
+    flag: &'static str,
+) -> Result<(std::net::TcpListener, SocketAddr)> {
+    let listen_err = |source| Error::Listen { addr, flag, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_err)?;
+    // Tokio takes the socket over inside the runtime and needs it non-blocking.
+    listener.set_nonblocking(true).map_err(listen_err)?;
+    let local = listener.local_addr().map_err(listen_err)?;
+    Ok((listener, local))
+}
+
+fn run_server(config: Config, args: &ServeArgs, dev: bool, out: &mut dyn Write) -> Result<()> {
+    let user_addr = args.user_listen.unwrap_or(config.listen.user_api);
+    let node_addr = args.node_listen.unwrap_or(config.listen.node_api);
+    let tls = config.tls.as_ref().map(TlsConfig::server_tls).transpose()?;
     let options = ServeOptions {
-        max_message_bytes: ctx.config.listen.max_message_bytes,
-        limits: ctx.config.limits()?,
+        max_message_bytes: config.listen.max_message_bytes,
+        limits: config.limits()?,
         authorization: !args.danger_disable_authorization,
         ..ServeOptions::default()
+    };
+    // Everything that can fail on a bad flag or a busy port happens before the store exists.
+    let (user, user_local) = bind_listener(user_addr, "--user-listen")?;
+    let (node, node_local) = bind_listener(node_addr, "--node-listen")?;
+    let ctx = Context::serving(config)?;
+    let banner = if dev {
+        Some(dev_setup(&ctx, user_local)?)
+    } else {
+        None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -479,19 +581,12 @@ fn run_server(
     runtime.block_on(async move {
         // Before anything is printed: a supervisor may signal as soon as it sees the ports.
         let shutdown = shutdown_signal();
-        let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
+        let adopt = |listener: std::net::TcpListener, addr: SocketAddr| {
+            tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::Server(format!("cannot listen on {addr}: {e}")))
         };
-        let user = bind(user_addr).await?;
-        let node = bind(node_addr).await?;
-        let (user_local, node_local) = (
-            user.local_addr()
-                .map_err(|e| Error::Server(e.to_string()))?,
-            node.local_addr()
-                .map_err(|e| Error::Server(e.to_string()))?,
-        );
+        let user = adopt(user, user_local)?;
+        let node = adopt(node, node_local)?;
         if !options.authorization {
             tracing::warn!(
                 "authorization is DISABLED: every call is allowed and nothing is audited"
@@ -786,9 +881,100 @@ mod tests {
         Ok(String::from_utf8(out).unwrap())
     }
 
+    /// A data directory holding a store, as a manager that ran once leaves it.
+    fn store_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open(&dir.path().join("manager.db")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn admin_commands_never_create_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("typo");
+        for args in [
+            &["user", "add", "alice"][..],
+            &["user", "list"],
+            &["token", "list"],
+            &["keys", "rotate"],
+            &["audit"],
+            &["audit", "prune"],
+            &["cluster", "list"],
+            &["node-token", "revoke", "--cluster", "c1"],
+            &["node", "list"],
+        ] {
+            let err = exec(&missing, args, "").unwrap_err().to_string();
+            assert!(
+                err.starts_with("no manager store at ")
+                    && err.contains("typo")
+                    && err.contains("named by --data-dir")
+                    && err.contains("--data-dir ./.manta-dev"),
+                "{args:?}: {err}"
+            );
+            assert!(!missing.exists(), "{args:?} created {}", missing.display());
+        }
+        // A configuration that names no data_dir says so instead of using ./manta-manager-data
+        // silently.
+        let cfg = dir.path().join("manager.toml");
+        std::fs::write(&cfg, "").unwrap();
+        let cli = Cli::try_parse_from([
+            "manta-manager",
+            "--config",
+            cfg.to_str().unwrap(),
+            "user",
+            "list",
+        ])
+        .unwrap();
+        if !Config::default().database().exists() {
+            let err = run(cli, &mut &b""[..], &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("sets no data_dir"), "{err}");
+            assert!(!Config::default().data_dir.exists());
+        }
+    }
+
+    #[test]
+    fn dev_next_steps_use_the_bound_address_and_the_transport() {
+        let dir = std::path::Path::new("./.manta-dev");
+        let plain = dev_next_steps(dir, "0.0.0.0:40123".parse().unwrap(), None);
+        assert!(
+            plain.contains("grpcurl -plaintext ") && plain.contains(" 127.0.0.1:40123 "),
+            "{plain}"
+        );
+        assert!(plain.contains("host='127.0.0.1', port=40123"), "{plain}");
+        assert!(
+            plain.contains("--data-dir ./.manta-dev user add alice"),
+            "{plain}"
+        );
+        let mut tls = TlsConfig {
+            cert_folder: PathBuf::from("/etc/manta/tls"),
+            client_auth: "none".into(),
+        };
+        let one_way = dev_next_steps(dir, "127.0.0.1:50052".parse().unwrap(), Some(&tls));
+        assert!(!one_way.contains("-plaintext"), "{one_way}");
+        assert!(
+            one_way.contains("grpcurl -cacert /etc/manta/tls/ca.crt -H"),
+            "{one_way}"
+        );
+        assert!(
+            one_way.contains("MANTA_CERT_DIR=/etc/manta/tls MANTA_ENV=dev python"),
+            "{one_way}"
+        );
+        tls.client_auth = "required".into();
+        let mutual = dev_next_steps(dir, "[::]:50052".parse().unwrap(), Some(&tls));
+        assert!(
+            mutual.contains(
+                "-cacert /etc/manta/tls/ca.crt -cert /etc/manta/tls/client.crt \
+                 -key /etc/manta/tls/client.key"
+            ) && mutual.contains(" [::1]:50052 "),
+            "{mutual}"
+        );
+    }
+
     #[test]
     fn admin_commands_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = store_dir();
         let d = dir.path();
         exec(
             d,

@@ -38,6 +38,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An admin command found no store where it looked; admin commands never create one.
+    #[error(
+        "no manager store at {path} ({source_of_path}); point --data-dir at the running manager's data directory, e.g. `--data-dir ./.manta-dev` for `manta-manager dev`"
+    )]
+    NoStore {
+        /// The database file that does not exist.
+        path: PathBuf,
+        /// Where the directory came from: the flag, the variable, the configuration or the
+        /// default.
+        source_of_path: String,
+    },
+    /// `pki init` found a file of a development PKI in its folder and was not told to
+    /// replace it.
+    #[error("{path} exists already; pass --force to replace the development PKI")]
+    PkiExists {
+        /// The first existing file.
+        path: PathBuf,
+    },
     /// A user name was already taken.
     #[error("user {0:?} already exists; pick another name or remove the old user first")]
     UserExists(String),
@@ -146,6 +164,17 @@ pub enum Error {
     /// or another API token).
     #[error("{0}")]
     ReauthenticationRequired(String),
+    /// A listening address of `serve` or `dev` could not be bound (busy, or not local).
+    #[error("cannot listen on {addr}: {source}; stop what uses it or choose another with {flag}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The flag that sets it (`--user-listen` or `--node-listen`).
+        flag: &'static str,
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
     /// The gRPC server could not start or stopped with an error.
     #[error("server failed: {0}; check that the address is free and reachable")]
     Server(String),

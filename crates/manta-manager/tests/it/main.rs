@@ -8,6 +8,7 @@ mod harness;
 mod interop;
 mod limits;
 mod nodes;
+mod pki;
 mod platform;
 mod process;
 mod robust;

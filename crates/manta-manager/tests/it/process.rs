@@ -14,7 +14,11 @@ use crate::harness::{authed, channel};
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_manta-manager");
 
 /// Runs an admin command against a data directory and returns its stdout.
+/// Admin commands never create a store, so this first creates one where a manager that ran
+/// once would have left it.
 pub(crate) fn admin(data: &Path, config: Option<&Path>, args: &[&str], stdin: &str) -> String {
+    // --data-dir is always given and wins over the configuration, as in the binary.
+    drop(manta_manager::store::SqliteStore::open(&data.join("manager.db")).unwrap());
     let mut cmd = Command::new(BIN);
     cmd.arg("--data-dir").arg(data);
     if let Some(c) = config {
@@ -202,6 +206,7 @@ fn bad_configuration_is_refused_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("manager.toml");
     std::fs::write(&cfg, "[signing]\nalgorithm = \"HS256\"\n").unwrap();
+    drop(manta_manager::store::SqliteStore::open(&dir.path().join("manager.db")).unwrap());
     let out = Command::new(BIN)
         .arg("--config")
         .arg(&cfg)
@@ -237,6 +242,16 @@ async fn dev_prints_a_working_admin_token_once() {
         }
     }
     let token = token.expect("dev prints the admin token");
+    // The commands to try name the port really bound (the test asked for port 0).
+    let next: Vec<String> = served.lines.by_ref().take(5).map(Result::unwrap).collect();
+    let grpcurl = next.iter().find(|l| l.contains("grpcurl")).unwrap();
+    assert!(
+        grpcurl.contains(&format!(
+            "-plaintext -H \"authorization: $MANTA_TOKEN\" {} ",
+            served.user_addr
+        )),
+        "{next:?}"
+    );
     let mut c = UserManagementClient::new(channel(served.user_addr).await);
     let me = c
         .get_user(authed(
@@ -259,4 +274,95 @@ async fn dev_prints_a_working_admin_token_once() {
     assert!(banner.contains("printed on first start"), "{banner}");
     assert!(!banner.contains(&token));
     again.terminate();
+}
+
+#[test]
+fn admin_commands_without_a_data_dir_create_nothing_and_say_where_they_looked() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(cwd.path())
+        .args(["user", "add", "alice", "--scopes", "user:read"])
+        .env_remove("MANTA_MANAGER_CONFIG")
+        .env_remove("MANTA_MANAGER_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "user add succeeded without a store");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for place in [
+        "manta-manager-data/manager.db",
+        "--data-dir",
+        "MANTA_MANAGER_DATA_DIR",
+        "--config",
+        "MANTA_MANAGER_CONFIG",
+        "--data-dir ./.manta-dev",
+    ] {
+        assert!(err.contains(place), "no {place:?} in {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "the command left files in the current directory"
+    );
+    // The variable names the directory just like the flag.
+    let out = Command::new(BIN)
+        .current_dir(cwd.path())
+        .args(["user", "list"])
+        .env_remove("MANTA_MANAGER_CONFIG")
+        .env("MANTA_MANAGER_DATA_DIR", cwd.path().join("elsewhere"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("named by MANTA_MANAGER_DATA_DIR"), "{err}");
+    assert!(!cwd.path().join("elsewhere").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_a_busy_port_creates_nothing_and_the_next_start_prints_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().to_string();
+    for (user, node, flag) in [
+        (taken.as_str(), "127.0.0.1:0", "--user-listen"),
+        ("127.0.0.1:0", taken.as_str(), "--node-listen"),
+    ] {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["dev", "--user-listen", user, "--node-listen", node])
+            .env_remove("MANTA_MANAGER_CONFIG")
+            .env("MANTA_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "dev started on a busy port");
+        assert!(
+            !data.exists(),
+            "a failed start left {} behind",
+            data.display()
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cannot listen on {taken}")) && err.contains(flag),
+            "{err}"
+        );
+    }
+    drop(busy);
+    // The first start that gets its ports is the first start: it shows the password.
+    let mut served = Served::start_command("dev", &data, None, &[]);
+    let banner: Vec<String> = served
+        .lines
+        .by_ref()
+        .take_while(|l| l.as_ref().is_ok_and(|l| !l.contains("admin token:")))
+        .map(Result::unwrap)
+        .collect();
+    let password = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("admin password:"))
+        .map(str::trim);
+    assert!(
+        password.is_some_and(|p| !p.is_empty()),
+        "no password in {banner:?}"
+    );
+    served.terminate();
 }
