@@ -56,8 +56,11 @@ pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> 
     let g = &cli.global;
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut super::Cli::command(), "manta", out);
-            Ok(())
+            // clap_complete panics when its writer fails (e.g. `| head` closed the pipe),
+            // so the script is rendered first and written with the error kept.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::Cli::command(), "manta", &mut script);
+            out.write_all(&script).map_err(io_err)
         }
         Command::Profile(p) => profile(p, g, ctx, out),
         Command::Token(TokenCommand::Inspect { token }) => inspect(token, g, ctx, out),

@@ -144,6 +144,11 @@ where
         tracing::subscriber::with_default(subscriber, || commands::dispatch(cli, ctx, out));
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
+        // The reader went away (`manta ... | head`): it has what it wanted, so there is
+        // nobody to tell and nothing failed from the user's side.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(EXIT_OK)
+        }
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             ExitCode::from(exit_code(&e))

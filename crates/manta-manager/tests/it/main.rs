@@ -5,6 +5,7 @@ mod durability;
 mod harness;
 mod interop;
 mod nodes;
+mod pipes;
 mod platform;
 mod process;
 mod robust;
