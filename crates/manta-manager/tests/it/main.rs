@@ -1,6 +1,7 @@
 //! Integration tests of manta-manager: a real server on 127.0.0.1:0 over a real SQLite store
 //! in a temporary directory, called through manta-proto's generated clients.
 
+mod cli_errors;
 mod durability;
 mod harness;
 mod interop;
