@@ -132,6 +132,7 @@ pub struct UserApiBuilder {
     retry: RetryPolicy,
     user_agent: String,
     audit: bool,
+    profile: Option<String>,
 }
 
 impl fmt::Debug for UserApiBuilder {
@@ -164,7 +165,15 @@ impl UserApiBuilder {
             retry: RetryPolicy::default(),
             user_agent: format!("manta-rs/{}", env!("CARGO_PKG_VERSION")),
             audit: false,
+            profile: None,
         }
+    }
+
+    /// The name of the configuration profile these settings came from, named in errors
+    /// whose next step depends on it (a token from another manager).
+    pub fn profile_name(mut self, name: impl Into<String>) -> Self {
+        self.profile = Some(name.into());
+        self
     }
 
     /// A builder for a configuration profile's host, port and certificate folder.
@@ -378,6 +387,7 @@ impl UserApiBuilder {
                 timeout: self.timeout,
                 retry: self.retry,
                 audit: self.audit,
+                profile: self.profile,
             }),
         })
     }
@@ -398,7 +408,10 @@ impl UserApiBuilder {
         }
         .build()?;
         let start = Instant::now();
-        let result = probe.sign_in_rpc(username, password).await;
+        let result = match probe.sign_in_rpc(username, password).await {
+            Err(e) => Err(probe.explain(e).await),
+            ok => ok,
+        };
         audit::record(
             audit_on,
             "sign_in",
@@ -427,6 +440,7 @@ impl UserApiBuilder {
             retry: RetryPolicy::none(),
             user_agent: self.user_agent.clone(),
             audit: self.audit,
+            profile: self.profile.clone(),
         }
     }
 }
@@ -445,6 +459,7 @@ struct Inner {
     timeout: Duration,
     retry: RetryPolicy,
     audit: bool,
+    profile: Option<String>,
 }
 
 /// The Manta User API. Cheap to clone (clones share the connection and the token), safe
@@ -629,7 +644,10 @@ impl UserApi {
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let start = Instant::now();
-        let result = self.call_inner(op, &mut f).await;
+        let result = match self.call_inner(op, &mut f).await {
+            Err(e) => Err(self.explain(e).await),
+            ok => ok,
+        };
         audit::record(
             self.inner.audit,
             op.name,
@@ -638,6 +656,45 @@ impl UserApi {
             start.elapsed(),
         );
         result
+    }
+
+    /// Replaces a generic error with the specific one its details and this connection's
+    /// settings reveal: the node API on this port, a TLS/plaintext mismatch, a refused
+    /// certificate, a token from another manager.
+    async fn explain(&self, err: Error) -> Error {
+        let address = format!("{}:{}", self.inner.host, self.inner.port);
+        match err {
+            Error::Unavailable { ref message } => {
+                crate::error::classify_transport(message, &address, self.inner.tls).unwrap_or(err)
+            }
+            Error::Authentication { ref message } if crate::error::says_foreign(message) => {
+                Error::ForeignToken {
+                    address,
+                    profile: self.inner.profile.clone(),
+                }
+            }
+            Error::Unimplemented { .. } if self.serves_node_api().await => {
+                Error::WrongService { address }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the port answers `NodeService/IsAvailable`, which only the manager's node
+    /// API serves: any answer other than UNIMPLEMENTED (here UNAUTHENTICATED, as no token
+    /// is sent) means the node API.
+    async fn serves_node_api(&self) -> bool {
+        use manta_proto::node::node_service::node_service_client::NodeServiceClient;
+        let mut client = NodeServiceClient::new(self.inner.channel.clone());
+        let probe = client.is_available(request(Empty {}, None, self.inner.timeout));
+        match tokio::time::timeout(self.inner.timeout, probe).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(status)) => {
+                status.code() != tonic::Code::Unimplemented
+                    && std::error::Error::source(&status).is_none()
+            }
+            Err(_elapsed) => false,
+        }
     }
 
     /// [`UserApi::call`] for the many RPCs whose request is one id (`StrId`), audited as
@@ -1454,10 +1511,12 @@ impl UserApi {
 }
 
 /// The `authorization` value: the raw JWT, as the published SDK sends it, marked sensitive
-/// so HTTP/2 never indexes it in HPACK tables.
+/// so HTTP/2 never indexes it in HPACK tables. Surrounding whitespace is dropped: a token
+/// pasted into a variable or saved by an editor often ends with a newline, and a JWT never
+/// contains whitespace.
 pub(crate) fn header(token: &SecretString) -> Result<AsciiMetadataValue> {
     let mut v =
-        AsciiMetadataValue::try_from(token.expose_secret()).map_err(|_| Error::Setting {
+        AsciiMetadataValue::try_from(token.expose_secret().trim()).map_err(|_| Error::Setting {
             message:
                 "the token contains characters not allowed in a header; copy the whole token again"
                     .into(),

@@ -229,10 +229,12 @@ pub(crate) fn is_retryable(err: &NodeError) -> bool {
 
 /// Wraps `message` with the raw JWT in `authorization`, as the published node sends it.
 fn authorized<T>(message: T, token: &SecretString) -> Result<Request<T>, NodeError> {
-    let mut value =
-        MetadataValue::try_from(token.expose_secret()).map_err(|_| NodeError::InvalidToken {
+    // A token file or variable often ends with a newline; a JWT never holds whitespace.
+    let mut value = MetadataValue::try_from(token.expose_secret().trim()).map_err(|_| {
+        NodeError::InvalidToken {
             detail: "the token contains characters that cannot be sent".to_owned(),
-        })?;
+        }
+    })?;
     // Sensitive values are never indexed by HPACK nor printed by the transport's Debug.
     value.set_sensitive(true);
     let mut request = Request::new(message);

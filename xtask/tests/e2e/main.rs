@@ -4,5 +4,6 @@
 
 mod client;
 mod deploy;
+mod errors;
 mod harness;
 mod node;

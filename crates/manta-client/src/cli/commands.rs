@@ -89,9 +89,15 @@ fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<SelectedPro
 }
 
 fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
-    UserApiBuilder::for_profile(&selected.profile)
+    let b = UserApiBuilder::for_profile(&selected.profile)
         .timeout(Duration::from_secs(g.timeout.max(1)))
-        .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")))
+        .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")));
+    // The built-in profile has no table to point at, so errors name only the address.
+    if selected.name == "default" {
+        b
+    } else {
+        b.profile_name(&selected.name)
+    }
 }
 
 /// An API for the selected profile, with where its token came from and, when `manta login`
@@ -597,6 +603,9 @@ async fn token(
                 .flat_map(|s| s.split_whitespace())
                 .map(str::to_owned)
                 .collect();
+            manta_auth::check_typed_scopes(&scopes).map_err(|e| Error::Setting {
+                message: format!("--scopes: {e}"),
+            })?;
             let created = api
                 .create_api_token(&name, &scopes, ttl.map(Duration::from_secs))
                 .await?;
