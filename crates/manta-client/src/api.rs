@@ -680,18 +680,33 @@ impl UserApi {
         }
     }
 
-    /// Whether the port answers `NodeService/IsAvailable`, which only the manager's node
-    /// API serves: any answer other than UNIMPLEMENTED (here UNAUTHENTICATED, as no token
-    /// is sent) means the node API.
+    /// Whether this port is the manager's node API. The manager's authorization layer
+    /// answers before routing on both ports, so a node method alone does not tell them
+    /// apart: the port must also not serve `TokenService/GetJwks`, which is public on the
+    /// user API, and must answer `NodeService/IsAvailable` (here UNAUTHENTICATED, as no
+    /// token is sent) with anything but UNIMPLEMENTED.
     async fn serves_node_api(&self) -> bool {
         use manta_proto::node::node_service::node_service_client::NodeServiceClient;
-        let mut client = NodeServiceClient::new(self.inner.channel.clone());
-        let probe = client.is_available(request(Empty {}, None, self.inner.timeout));
+        let unimplemented = |r: &std::result::Result<(), tonic::Status>| {
+            matches!(r, Err(s) if s.code() == tonic::Code::Unimplemented
+                && std::error::Error::source(s).is_none())
+        };
+        let mut token_service = tokens(self.inner.channel.clone());
+        let jwks =
+            token_service.get_jwks(request(mv1::GetJwksRequest {}, None, self.inner.timeout));
+        let served = tokio::time::timeout(self.inner.timeout, jwks).await;
+        if !served.is_ok_and(|r| unimplemented(&r.map(drop))) {
+            return false;
+        }
+        let mut nodes = NodeServiceClient::new(self.inner.channel.clone());
+        let probe = nodes.is_available(request(Empty {}, None, self.inner.timeout));
         match tokio::time::timeout(self.inner.timeout, probe).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(status)) => {
-                status.code() != tonic::Code::Unimplemented
-                    && std::error::Error::source(&status).is_none()
+            Ok(r) => {
+                let r = r.map(drop);
+                !unimplemented(&r)
+                    && r.as_ref()
+                        .err()
+                        .is_none_or(|s| std::error::Error::source(s).is_none())
             }
             Err(_elapsed) => false,
         }

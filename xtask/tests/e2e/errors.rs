@@ -316,3 +316,48 @@ fn a_certificate_from_another_ca_exits_7_with_the_reason() {
         )
     );
 }
+
+#[test]
+fn manta_node_recognises_the_user_api_port() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bg = manager();
+    let port = bg.m().port();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("nodes/worker.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[identity]\nsecured_token = \"${{MANTA_NODE_TOKEN}}\"\nalias = \"worker-1\"\n\n[network]\nmanager_host = \"127.0.0.1\"\nmanager_port = {port}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let core = &bg.m().core;
+    let cluster = core.platform().create_cluster("", "lab").unwrap();
+    let token = core.platform().bootstrap_token(&cluster, None).unwrap();
+    let env = Env::from_pairs([
+        ("MANTA_NODE_TOKEN", token.expose_secret()),
+        ("MANTA_HOME", home.path().to_str().unwrap()),
+    ]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut stdin = std::io::Cursor::new(Vec::new());
+    let code = manta_node::cli::run(
+        ["manta_node", "config", "validate", "worker", "--online"].map(Into::into),
+        &env,
+        &mut manta_node::cli::Io {
+            stdin: &mut stdin,
+            interactive: false,
+            stdout: &mut out,
+            stderr: &mut err,
+        },
+    );
+    let err = String::from_utf8_lossy(&err);
+    assert_eq!(code, 78, "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "Error: 127.0.0.1:{port} is the user API of a Manta manager, not the node API; set network.manager_port (or --manager) to the node API port\n"
+        )
+    );
+}
