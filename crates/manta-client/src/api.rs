@@ -133,6 +133,7 @@ pub struct UserApiBuilder {
     user_agent: String,
     audit: bool,
     profile: Option<String>,
+    waiting: Option<WaitingNotice>,
 }
 
 impl fmt::Debug for UserApiBuilder {
@@ -166,7 +167,23 @@ impl UserApiBuilder {
             user_agent: format!("manta-rs/{}", env!("CARGO_PKG_VERSION")),
             audit: false,
             profile: None,
+            waiting: None,
         }
+    }
+
+    /// Calls `notify` with a line such as "waiting for host:port to answer get_user (gives
+    /// up after 45s)" when a call has had no answer for `after`; `manta` prints it when
+    /// standard error is a terminal.
+    pub fn waiting_notice(
+        mut self,
+        after: Duration,
+        notify: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Self {
+        self.waiting = Some(WaitingNotice {
+            after,
+            notify: Arc::new(notify),
+        });
+        self
     }
 
     /// The name of the configuration profile these settings came from, named in errors
@@ -388,6 +405,7 @@ impl UserApiBuilder {
                 retry: self.retry,
                 audit: self.audit,
                 profile: self.profile,
+                waiting: self.waiting,
             }),
         })
     }
@@ -441,6 +459,7 @@ impl UserApiBuilder {
             user_agent: self.user_agent.clone(),
             audit: self.audit,
             profile: self.profile.clone(),
+            waiting: self.waiting.clone(),
         }
     }
 }
@@ -460,6 +479,14 @@ struct Inner {
     retry: RetryPolicy,
     audit: bool,
     profile: Option<String>,
+    waiting: Option<WaitingNotice>,
+}
+
+/// A callback told once per call attempt that the manager has not answered after `after`.
+#[derive(Clone)]
+struct WaitingNotice {
+    after: Duration,
+    notify: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 /// The Manta User API. Cheap to clone (clones share the connection and the token), safe
@@ -676,8 +703,33 @@ impl UserApi {
             Error::Unimplemented { .. } if self.serves_node_api().await => {
                 Error::WrongService { address }
             }
+            Error::Timeout {
+                operation, after, ..
+            } => Error::Timeout {
+                address,
+                operation,
+                after,
+            },
             other => other,
         }
+    }
+
+    /// Awaits `call`, telling the waiting notice (when set) once that the manager has not
+    /// answered yet, so a silent manager is not mistaken for a hung command.
+    async fn notify_while_waiting<T>(&self, operation: &str, call: impl Future<Output = T>) -> T {
+        let Some(notice) = &self.inner.waiting else {
+            return call.await;
+        };
+        tokio::pin!(call);
+        tokio::select! {
+            done = &mut call => return done,
+            () = tokio::time::sleep(notice.after) => {}
+        }
+        (notice.notify)(&format!(
+            "waiting for {}:{} to answer {operation} (gives up after {:?})",
+            self.inner.host, self.inner.port, self.inner.timeout
+        ));
+        call.await
     }
 
     /// Whether this port is the manager's node API. The manager's authorization layer
@@ -743,14 +795,15 @@ impl UserApi {
                 Some(t) if !t.expose_secret().is_empty() => Some(header(t)?),
                 _ => None,
             };
-            let outcome = tokio::time::timeout(
+            let call = tokio::time::timeout(
                 self.inner.timeout,
                 f(self.inner.channel.clone(), header, self.inner.timeout),
-            )
-            .await;
+            );
+            let outcome = self.notify_while_waiting(op.name, call).await;
             let err = match outcome {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Err(_elapsed) => Error::Timeout {
+                    address: String::new(),
                     operation: op.name,
                     after: self.inner.timeout,
                 },

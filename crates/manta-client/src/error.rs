@@ -148,8 +148,12 @@ pub enum Error {
         message: String,
     },
     /// The call did not finish within its timeout.
-    #[error("{operation} timed out after {after:?}; check the network or raise the timeout")]
+    #[error(
+        "no answer from {address} to {operation} within {after:?}; if the manager is only slow, raise the timeout (`--timeout SECS`)"
+    )]
     Timeout {
+        /// `host:port` of the manager (filled in by the API; empty inside the mapping).
+        address: String,
         /// The operation.
         operation: &'static str,
         /// The timeout that expired.
@@ -264,6 +268,12 @@ pub(crate) fn from_status(
         Code::Unavailable => Error::Unavailable {
             message: transport_detail(status, &message),
         },
+        // tonic's own per-request deadline ("Timeout expired") ends the call locally.
+        Code::Cancelled if message.contains("Timeout expired") => Error::Timeout {
+            address: String::new(),
+            operation,
+            after: timeout,
+        },
         // A status built locally from a broken connection (e.g. plaintext against a TLS
         // port) carries the transport error as its source; a server's status never does.
         Code::Unknown | Code::Internal | Code::Cancelled
@@ -274,6 +284,7 @@ pub(crate) fn from_status(
             }
         }
         Code::DeadlineExceeded => Error::Timeout {
+            address: String::new(),
             operation,
             after: timeout,
         },
@@ -443,10 +454,9 @@ mod tests {
         assert!(!map(Code::Internal, "boom").is_transient());
         assert!(matches!(map(Code::Internal, "boom"), Error::Server { .. }));
         let e = map(Code::DeadlineExceeded, "deadline");
-        assert_eq!(
-            e.to_string(),
-            "get_user timed out after 45s; check the network or raise the timeout"
-        );
+        assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+        let e = map(Code::Cancelled, "Timeout expired");
+        assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
     }
 
     #[test]

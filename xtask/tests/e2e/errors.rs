@@ -361,3 +361,42 @@ fn manta_node_recognises_the_user_api_port() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_manager_that_never_answers_is_waited_for_visibly_then_named() {
+    // Accepts connections and never writes a byte, like a manager stuck before its handler.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let api = manta_client::UserApiBuilder::new("127.0.0.1", port)
+        .token(secrecy::SecretString::from("a.b.c"))
+        .no_auto_refresh()
+        .retry_policy(manta_client::RetryPolicy::none())
+        .timeout(std::time::Duration::from_secs(1))
+        .waiting_notice(std::time::Duration::from_millis(100), {
+            let notices = notices.clone();
+            move |line| notices.lock().unwrap().push(line.to_owned())
+        })
+        .build()
+        .unwrap();
+    let e = api.get_user().await.unwrap_err();
+    assert_eq!(cli::exit_code(&e), cli::EXIT_UNAVAILABLE);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no answer from 127.0.0.1:{port} to get_user within 1s; if the manager is only slow, raise the timeout (`--timeout SECS`)"
+        )
+    );
+    assert_eq!(
+        *notices.lock().unwrap(),
+        [format!(
+            "waiting for 127.0.0.1:{port} to answer get_user (gives up after 1s)"
+        )]
+    );
+}

@@ -89,9 +89,14 @@ fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<SelectedPro
 }
 
 fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
-    let b = UserApiBuilder::for_profile(&selected.profile)
+    let mut b = UserApiBuilder::for_profile(&selected.profile)
         .timeout(Duration::from_secs(g.timeout.max(1)))
         .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")));
+    // A person at a terminal sees that a silent manager is being waited for; scripts and
+    // pipes get only the final error.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        b = b.waiting_notice(Duration::from_secs(2), |line| eprintln!("{line}"));
+    }
     // The built-in profile has no table to point at, so errors name only the address.
     if selected.name == "default" {
         b
