@@ -304,11 +304,40 @@ impl Issuer {
     }
 }
 
-/// A 128-bit random token id.
+/// A 128-bit random token id in lower-case hex.
+///
+/// Hex rather than base64url: an id is typed and pasted as a command argument
+/// (`token revoke ID`), and one in 64 base64url ids begins with `-`, which every
+/// argument parser takes for an option.
 fn new_jti() -> Result<String, Error> {
+    use std::fmt::Write as _;
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Signing {
         reason: "the system random source failed".into(),
     })?;
-    Ok(URL_SAFE_NO_PAD.encode(b))
+    let mut id = String::with_capacity(32);
+    for byte in b {
+        let _ = write!(id, "{byte:02x}");
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_jti;
+
+    #[test]
+    fn token_ids_can_be_passed_as_command_arguments() {
+        // 2,000 ids: with base64url, one in 64 began with `-` and was parsed as an option.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let id = new_jti().unwrap();
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
+            );
+            assert!(seen.insert(id), "a repeated id");
+        }
+    }
 }

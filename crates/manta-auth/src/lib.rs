@@ -22,6 +22,7 @@ mod jws;
 mod keys;
 mod refresh;
 mod scope;
+mod scope_input;
 mod verify;
 
 pub use cache::CachingVerifier;
@@ -37,4 +38,5 @@ pub use scope::{
     Explanation, MAX_SCOPE_LEN, MAX_SCOPES, Scope, ScopeSet, all_user_permissions,
     permissions_for_scope, scope_for_permission,
 };
+pub use scope_input::{HalfScope, check_typed_scopes};
 pub use verify::{DenyList, MAX_LEEWAY, RevocationCheck, VerifiedToken, Verifier, VerifierConfig};

@@ -132,6 +132,8 @@ pub struct UserApiBuilder {
     retry: RetryPolicy,
     user_agent: String,
     audit: bool,
+    profile: Option<String>,
+    waiting: Option<WaitingNotice>,
 }
 
 impl fmt::Debug for UserApiBuilder {
@@ -164,7 +166,31 @@ impl UserApiBuilder {
             retry: RetryPolicy::default(),
             user_agent: format!("manta-rs/{}", env!("CARGO_PKG_VERSION")),
             audit: false,
+            profile: None,
+            waiting: None,
         }
+    }
+
+    /// Calls `notify` with a line such as "waiting for host:port to answer get_user (gives
+    /// up after 45s)" when a call has had no answer for `after`; `manta` prints it when
+    /// standard error is a terminal.
+    pub fn waiting_notice(
+        mut self,
+        after: Duration,
+        notify: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Self {
+        self.waiting = Some(WaitingNotice {
+            after,
+            notify: Arc::new(notify),
+        });
+        self
+    }
+
+    /// The name of the configuration profile these settings came from, named in errors
+    /// whose next step depends on it (a token from another manager).
+    pub fn profile_name(mut self, name: impl Into<String>) -> Self {
+        self.profile = Some(name.into());
+        self
     }
 
     /// A builder for a configuration profile's host, port and certificate folder.
@@ -378,6 +404,8 @@ impl UserApiBuilder {
                 timeout: self.timeout,
                 retry: self.retry,
                 audit: self.audit,
+                profile: self.profile,
+                waiting: self.waiting,
             }),
         })
     }
@@ -398,7 +426,10 @@ impl UserApiBuilder {
         }
         .build()?;
         let start = Instant::now();
-        let result = probe.sign_in_rpc(username, password).await;
+        let result = match probe.sign_in_rpc(username, password).await {
+            Err(e) => Err(probe.explain(e).await),
+            ok => ok,
+        };
         audit::record(
             audit_on,
             "sign_in",
@@ -427,6 +458,8 @@ impl UserApiBuilder {
             retry: RetryPolicy::none(),
             user_agent: self.user_agent.clone(),
             audit: self.audit,
+            profile: self.profile.clone(),
+            waiting: self.waiting.clone(),
         }
     }
 }
@@ -445,6 +478,15 @@ struct Inner {
     timeout: Duration,
     retry: RetryPolicy,
     audit: bool,
+    profile: Option<String>,
+    waiting: Option<WaitingNotice>,
+}
+
+/// A callback told once per call attempt that the manager has not answered after `after`.
+#[derive(Clone)]
+struct WaitingNotice {
+    after: Duration,
+    notify: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 /// The Manta User API. Cheap to clone (clones share the connection and the token), safe
@@ -632,7 +674,10 @@ impl UserApi {
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let start = Instant::now();
-        let result = self.call_inner(op, &mut f).await;
+        let result = match self.call_inner(op, &mut f).await {
+            Err(e) => Err(self.explain(e).await),
+            ok => ok,
+        };
         audit::record(
             self.inner.audit,
             op.name,
@@ -641,6 +686,85 @@ impl UserApi {
             start.elapsed(),
         );
         result
+    }
+
+    /// Replaces a generic error with the specific one its details and this connection's
+    /// settings reveal: the node API on this port, a TLS/plaintext mismatch, a refused
+    /// certificate, a token from another manager.
+    async fn explain(&self, err: Error) -> Error {
+        let address = format!("{}:{}", self.inner.host, self.inner.port);
+        match err {
+            Error::Unavailable { ref message } => {
+                crate::error::classify_transport(message, &address, self.inner.tls).unwrap_or(err)
+            }
+            Error::Authentication { ref message } if crate::error::says_foreign(message) => {
+                Error::ForeignToken {
+                    address,
+                    profile: self.inner.profile.clone(),
+                }
+            }
+            Error::Unimplemented { .. } if self.serves_node_api().await => {
+                Error::WrongService { address }
+            }
+            Error::Timeout {
+                operation, after, ..
+            } => Error::Timeout {
+                address,
+                operation,
+                after,
+            },
+            other => other,
+        }
+    }
+
+    /// Awaits `call`, telling the waiting notice (when set) once that the manager has not
+    /// answered yet, so a silent manager is not mistaken for a hung command.
+    async fn notify_while_waiting<T>(&self, operation: &str, call: impl Future<Output = T>) -> T {
+        let Some(notice) = &self.inner.waiting else {
+            return call.await;
+        };
+        tokio::pin!(call);
+        tokio::select! {
+            done = &mut call => return done,
+            () = tokio::time::sleep(notice.after) => {}
+        }
+        (notice.notify)(&format!(
+            "waiting for {}:{} to answer {operation} (gives up after {:?})",
+            self.inner.host, self.inner.port, self.inner.timeout
+        ));
+        call.await
+    }
+
+    /// Whether this port is the manager's node API. The manager's authorization layer
+    /// answers before routing on both ports, so a node method alone does not tell them
+    /// apart: the port must also not serve `TokenService/GetJwks`, which is public on the
+    /// user API, and must answer `NodeService/IsAvailable` (here UNAUTHENTICATED, as no
+    /// token is sent) with anything but UNIMPLEMENTED.
+    async fn serves_node_api(&self) -> bool {
+        use manta_proto::node::node_service::node_service_client::NodeServiceClient;
+        let unimplemented = |r: &std::result::Result<(), tonic::Status>| {
+            matches!(r, Err(s) if s.code() == tonic::Code::Unimplemented
+                && std::error::Error::source(s).is_none())
+        };
+        let mut token_service = tokens(self.inner.channel.clone());
+        let jwks =
+            token_service.get_jwks(request(mv1::GetJwksRequest {}, None, self.inner.timeout));
+        let served = tokio::time::timeout(self.inner.timeout, jwks).await;
+        if !served.is_ok_and(|r| unimplemented(&r.map(drop))) {
+            return false;
+        }
+        let mut nodes = NodeServiceClient::new(self.inner.channel.clone());
+        let probe = nodes.is_available(request(Empty {}, None, self.inner.timeout));
+        match tokio::time::timeout(self.inner.timeout, probe).await {
+            Ok(r) => {
+                let r = r.map(drop);
+                !unimplemented(&r)
+                    && r.as_ref()
+                        .err()
+                        .is_none_or(|s| std::error::Error::source(s).is_none())
+            }
+            Err(_elapsed) => false,
+        }
     }
 
     /// [`UserApi::call`] for the many RPCs whose request is one id (`StrId`), audited as
@@ -674,14 +798,15 @@ impl UserApi {
                 Some(t) if !t.expose_secret().is_empty() => Some(header(t)?),
                 _ => None,
             };
-            let outcome = tokio::time::timeout(
+            let call = tokio::time::timeout(
                 self.inner.timeout,
                 f(self.inner.channel.clone(), header, self.inner.timeout),
-            )
-            .await;
+            );
+            let outcome = self.notify_while_waiting(op.name, call).await;
             let err = match outcome {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Err(_elapsed) => Error::Timeout {
+                    address: String::new(),
                     operation: op.name,
                     after: self.inner.timeout,
                 },
@@ -1457,10 +1582,12 @@ impl UserApi {
 }
 
 /// The `authorization` value: the raw JWT, as the published SDK sends it, marked sensitive
-/// so HTTP/2 never indexes it in HPACK tables.
+/// so HTTP/2 never indexes it in HPACK tables. Surrounding whitespace is dropped: a token
+/// pasted into a variable or saved by an editor often ends with a newline, and a JWT never
+/// contains whitespace.
 pub(crate) fn header(token: &SecretString) -> Result<AsciiMetadataValue> {
     let mut v =
-        AsciiMetadataValue::try_from(token.expose_secret()).map_err(|_| Error::Setting {
+        AsciiMetadataValue::try_from(token.expose_secret().trim()).map_err(|_| Error::Setting {
             message:
                 "the token contains characters not allowed in a header; copy the whole token again"
                     .into(),

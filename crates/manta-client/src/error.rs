@@ -65,7 +65,7 @@ pub enum Error {
         source: Box<Error>,
     },
     /// The token is valid but lacks the scope the operation needs.
-    #[error("permission denied for {operation}{}: {message}; ask an administrator for the scope", scope.as_ref().map(|s| format!(" (needs `{s}`)")).unwrap_or_default())]
+    #[error("permission denied for {operation}: {}; ask an administrator for {}", scope.as_ref().map_or_else(|| message.clone(), |s| format!("it needs the scope `{s}`")), scope.as_ref().map_or("the scope", |_| "it"))]
     PermissionDenied {
         /// The operation that was refused.
         operation: &'static str,
@@ -75,7 +75,7 @@ pub enum Error {
         message: String,
     },
     /// The resource does not exist, or the caller may not see it.
-    #[error("not found: {message}; check the id (list them with the matching `list` call)")]
+    #[error("not found: {message}; check the id with the matching `manta ... list` command")]
     NotFound {
         /// The manager's explanation.
         message: String,
@@ -105,10 +105,53 @@ pub enum Error {
         /// The gRPC method (`Service/Method`).
         method: &'static str,
     },
+    /// The port answers with the node API, not the user API.
+    #[error(
+        "{address} is the node API of a Manta manager, not the user API; use the user API port instead (usually 50052)"
+    )]
+    WrongService {
+        /// `host:port` that was called.
+        address: String,
+    },
+    /// The token is well formed but was signed by another manager (its key is unknown here).
+    #[error(
+        "the token was not issued by the manager at {address}{}; sign in to this manager (`manta login{}`) or use one of its tokens", profile.as_ref().map(|p| format!(" (profile `{p}`)")).unwrap_or_default(), profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
+    )]
+    ForeignToken {
+        /// `host:port` of the manager that refused it.
+        address: String,
+        /// The profile in use, when the caller named one.
+        profile: Option<String>,
+    },
+    /// One side speaks TLS and the other plaintext.
+    #[error("TLS and plaintext do not match: {}", if *client_tls {
+        format!("{address} answers in plaintext but this client uses TLS; remove `--cert-folder` (or `cert_folder` in the profile)")
+    } else {
+        format!("{address} expects TLS but this client sends plaintext; add `--cert-folder DIR` (a folder with the manager's ca.crt)")
+    })]
+    TlsMismatch {
+        /// `host:port` that was called.
+        address: String,
+        /// Whether this client used TLS.
+        client_tls: bool,
+    },
+    /// The TLS handshake failed on the manager's certificate (unknown CA, wrong name,
+    /// expired).
+    #[error("TLS handshake with {address} failed: {reason}; {}", if reason.contains("NotValidForName") {
+        "connect with a host name that the manager's certificate names"
+    } else {
+        "check that ca.crt in the cert folder is the CA that signed the manager's certificate"
+    })]
+    TlsHandshake {
+        /// `host:port` that was called.
+        address: String,
+        /// What rustls reported (e.g. `invalid peer certificate: UnknownIssuer`).
+        reason: String,
+    },
     /// The manager throttled the caller.
-    #[error("rate limited: {message}; wait a little and try again")]
+    #[error("rate limited: {message}")]
     RateLimited {
-        /// The manager's explanation.
+        /// The manager's explanation, ending with how long to wait.
         message: String,
     },
     /// The manager could not be reached or is temporarily unavailable.
@@ -120,8 +163,12 @@ pub enum Error {
         message: String,
     },
     /// The call did not finish within its timeout.
-    #[error("{operation} timed out after {after:?}; check the network or raise the timeout")]
+    #[error(
+        "no answer from {address} to {operation} within {after:?}; if the manager is only slow, raise the timeout (`--timeout SECS`)"
+    )]
     Timeout {
+        /// `host:port` of the manager (filled in by the API; empty inside the mapping).
+        address: String,
         /// The operation.
         operation: &'static str,
         /// The timeout that expired.
@@ -211,7 +258,10 @@ pub(crate) fn from_status(
     timeout: Duration,
     status: &tonic::Status,
 ) -> Error {
-    let message = redact_tokens(status.message());
+    let full = redact_tokens(status.message());
+    // The manager's texts end with a next step for any client; ours names the `manta`
+    // command instead, so only the manager's cause is kept (one cause, one next step).
+    let message = server_cause(&full).to_owned();
     match status.code() {
         Code::Unauthenticated if says_expired(&message) => Error::TokenExpired { message },
         Code::Unauthenticated => Error::Authentication { message },
@@ -225,9 +275,19 @@ pub(crate) fn from_status(
         Code::AlreadyExists => Error::AlreadyExists { message },
         Code::FailedPrecondition => Error::FailedPrecondition { message },
         Code::Unimplemented => Error::Unimplemented { method },
-        Code::ResourceExhausted => Error::RateLimited { message },
+        // The manager's own next step says how long to wait, which the client cannot know.
+        Code::ResourceExhausted if full.contains("; ") => Error::RateLimited { message: full },
+        Code::ResourceExhausted => Error::RateLimited {
+            message: format!("{message}; wait a little and try again"),
+        },
         Code::Unavailable => Error::Unavailable {
             message: transport_detail(status, &message),
+        },
+        // tonic's own per-request deadline ("Timeout expired") ends the call locally.
+        Code::Cancelled if message.contains("Timeout expired") => Error::Timeout {
+            address: String::new(),
+            operation,
+            after: timeout,
         },
         // A status built locally from a broken connection (e.g. plaintext against a TLS
         // port) carries the transport error as its source; a server's status never does.
@@ -239,6 +299,7 @@ pub(crate) fn from_status(
             }
         }
         Code::DeadlineExceeded => Error::Timeout {
+            address: String::new(),
             operation,
             after: timeout,
         },
@@ -249,19 +310,87 @@ pub(crate) fn from_status(
     }
 }
 
+/// How the manager's texts begin their next step, after "; " or ": ".
+const SERVER_HINTS: [&str; 6] = [
+    "sign in again",
+    "refresh it",
+    "ask an administrator",
+    "list your",
+    "list users",
+    "list tokens",
+];
+
+/// The cause part of a manager's text: everything before its next step ("cause; next
+/// step", or "cause: sign in again ...").
+fn server_cause(message: &str) -> &str {
+    let cause = message.split_once("; ").map_or(message, |(cause, _)| cause);
+    SERVER_HINTS
+        .iter()
+        .filter_map(|hint| cause.find(&format!(": {hint}")))
+        .min()
+        .map_or(cause, |i| &cause[..i])
+}
+
 /// The most specific text of a transport failure: tonic wraps connector errors in
-/// "transport error" with the cause in its source chain.
+/// "transport error" with the cause in its source chain, and the connector's own text
+/// repeats its cause and adds a next step. Each cause is kept once, without next steps, so
+/// the message ends with the client's single next step.
 fn transport_detail(status: &tonic::Status, message: &str) -> String {
-    let mut parts = vec![message.to_owned()];
+    let mut parts: Vec<String> = Vec::new();
+    let mut push = |text: &str| {
+        let text = server_cause(text).trim_start_matches("transport error: ");
+        if text.is_empty() || text == "transport error" || parts.iter().any(|p| p.contains(text)) {
+            return;
+        }
+        parts.retain(|p| !text.contains(p.as_str()));
+        parts.push(text.to_owned());
+    };
+    push(message);
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = cur {
-        let text = redact_tokens(&e.to_string());
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
+        push(&redact_tokens(&e.to_string()));
         cur = e.source();
     }
     parts.join(": ")
+}
+
+/// Whether an UNAUTHENTICATED message says the token's key is unknown here: signed by
+/// another manager (or by a key rotated out long ago, which looks the same to the client).
+pub(crate) fn says_foreign(message: &str) -> bool {
+    message.contains("unknown key") || message.contains("signed by another manager")
+}
+
+/// Recognises, in the text of a transport failure, the connection errors that have a more
+/// precise meaning than "unavailable": a TLS/plaintext mismatch or a refused certificate.
+pub(crate) fn classify_transport(message: &str, address: &str, client_tls: bool) -> Option<Error> {
+    // rustls reading an HTTP/2 preface where a TLS record should be.
+    if client_tls && message.contains("InvalidContentType") {
+        return Some(Error::TlsMismatch {
+            address: address.to_owned(),
+            client_tls,
+        });
+    }
+    // h2 reading a TLS alert as a frame header, or the TLS server hanging up on the preface.
+    if !client_tls
+        && (message.contains("frame with invalid size")
+            || message.to_ascii_lowercase().contains("broken pipe"))
+    {
+        return Some(Error::TlsMismatch {
+            address: address.to_owned(),
+            client_tls,
+        });
+    }
+    if client_tls && let Some(i) = message.find("invalid peer certificate") {
+        let reason = message[i..]
+            .split(": transport error")
+            .next()
+            .unwrap_or(&message[i..]);
+        return Some(Error::TlsHandshake {
+            address: address.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+    None
 }
 
 impl Error {
@@ -320,7 +449,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(e.to_string().contains("needs `cluster:create`"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "permission denied for get_user: it needs the scope `cluster:create`; ask an administrator for it"
+        );
         let e = map(
             Code::PermissionDenied,
             "scope \"swarm:deploy\" is not covered by your own scopes",
@@ -340,10 +472,82 @@ mod tests {
         assert!(!map(Code::Internal, "boom").is_transient());
         assert!(matches!(map(Code::Internal, "boom"), Error::Server { .. }));
         let e = map(Code::DeadlineExceeded, "deadline");
+        assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+        let e = map(Code::Cancelled, "Timeout expired");
+        assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_managers_next_step_gives_way_to_the_clients() {
+        let check = |server: &str, cause: &str| assert_eq!(server_cause(server), cause);
+        check(
+            "revoked token: sign in again or create a new token",
+            "revoked token",
+        );
+        check(
+            "expired token: refresh it or sign in again",
+            "expired token",
+        );
+        check(
+            "unknown token: this manager has no record of it; sign in again",
+            "unknown token: this manager has no record of it",
+        );
+        check(
+            "no cluster with id \"x\"; list your clusters with ListClusterIds",
+            "no cluster with id \"x\"",
+        );
+        check("wrong user name or password", "wrong user name or password");
+        let e = map(Code::Unauthenticated, "revoked token: sign in again");
+        assert_eq!(e.to_string().matches("sign in again").count(), 1, "{e}");
+        // The wait the manager names is kept: the client cannot know it.
+        let e = map(
+            Code::ResourceExhausted,
+            "too many sign-in attempts for this user; wait 30 seconds and try again",
+        );
         assert_eq!(
             e.to_string(),
-            "get_user timed out after 45s; check the network or raise the timeout"
+            "rate limited: too many sign-in attempts for this user; wait 30 seconds and try again"
         );
+    }
+
+    #[test]
+    fn transport_failures_with_a_precise_meaning_are_recognised() {
+        let check = |message: &str, tls: bool| classify_transport(message, "h:1", tls);
+        assert!(matches!(
+            check("h2 protocol error: frame with invalid size", false),
+            Some(Error::TlsMismatch {
+                client_tls: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(
+                "error writing a body to connection: Broken pipe (os error 32)",
+                false
+            ),
+            Some(Error::TlsMismatch {
+                client_tls: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check("received corrupt message of type InvalidContentType", true),
+            Some(Error::TlsMismatch {
+                client_tls: true,
+                ..
+            })
+        ));
+        let e = check(
+            "TLS handshake failed: invalid peer certificate: NotValidForName",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "TLS handshake with h:1 failed: invalid peer certificate: NotValidForName; connect with a host name that the manager's certificate names"
+        );
+        assert!(check("Connection refused (os error 111)", true).is_none());
+        assert!(check("Connection refused (os error 111)", false).is_none());
     }
 
     #[test]

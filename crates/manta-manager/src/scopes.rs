@@ -18,14 +18,21 @@ pub fn validate(scope: &str) -> Result<()> {
         .map_err(|_| Error::InvalidScope(scope.to_owned()))
 }
 
-/// Parses a comma- or space-separated list, validating every entry and dropping duplicates.
+/// Parses a comma- or space-separated list typed on the command line, validating every
+/// entry and dropping duplicates. A bare half of a scope (`cluster read`) is refused with
+/// the scope it was probably meant to be, rather than granted as meaningless words.
 pub fn parse_list(text: &str) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for scope in text
+    let typed: Vec<&str> = text
         .split([',', ' '])
         .map(str::trim)
         .filter(|s| !s.is_empty())
-    {
+        .collect();
+    manta_auth::check_typed_scopes(&typed).map_err(|e| Error::Invalid {
+        field: "scopes",
+        reason: e.to_string(),
+    })?;
+    let mut out: Vec<String> = Vec::new();
+    for scope in typed {
         validate(scope)?;
         if !out.iter().any(|s| s == scope) {
             out.push(scope.to_owned());

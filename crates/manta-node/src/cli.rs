@@ -177,6 +177,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: &Env, io: &mut Io<'_>)
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output went away (`manta_node config list | head`): it
+        // has what it wanted, so exit quietly.
+        Err(NodeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             report_error(&e, io.stderr);
             e.exit_code()
@@ -588,7 +591,9 @@ fn start(a: StartArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u
     if let logging::LogTarget::File(path) = &target {
         prepared.set_log_file(Some(path.clone()));
     }
-    logging::init(&target, &prepared.config().logging)?;
+    let colour =
+        logging::colour_on_stderr(env, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    logging::init(&target, &prepared.config().logging, colour)?;
     let runtime = runtime()?;
     runtime.block_on(async {
         let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;

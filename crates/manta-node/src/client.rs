@@ -73,11 +73,37 @@ impl ManagerClient {
     /// [`NodeError::Unavailable`], [`NodeError::InvalidToken`] or [`NodeError::Refused`].
     pub async fn is_available(&self, token: &SecretString) -> Result<(), NodeError> {
         let mut client = NodeServiceClient::new(self.channel.clone());
-        client
-            .is_available(authorized(Empty {}, token)?)
-            .await
-            .map(|_| ())
-            .map_err(|s| self.map("IsAvailable", s, None))
+        match client.is_available(authorized(Empty {}, token)?).await {
+            Ok(_) => Ok(()),
+            Err(s) => Err(self.explain("IsAvailable", s, None).await),
+        }
+    }
+
+    /// [`ManagerClient::map`], after checking whether UNIMPLEMENTED means this port is the
+    /// manager's user API (which answers `UserManagement/IsAvailable`, as the node API
+    /// does not).
+    async fn explain(
+        &self,
+        operation: &'static str,
+        status: Status,
+        alias: Option<&str>,
+    ) -> NodeError {
+        if status.code() == Code::Unimplemented && !is_transport(&status) {
+            use manta_proto::core::user_services::user_management_client::UserManagementClient;
+            let mut users = UserManagementClient::new(self.channel.clone());
+            let probe = tokio::time::timeout(CALL_TIMEOUT, users.is_available(Empty {})).await;
+            let user_api = match probe {
+                Ok(Ok(_)) => true,
+                Ok(Err(s)) => s.code() != Code::Unimplemented && !is_transport(&s),
+                Err(_elapsed) => false,
+            };
+            if user_api {
+                return NodeError::WrongService {
+                    endpoint: self.endpoint.clone(),
+                };
+            }
+        }
+        self.map(operation, status, alias)
     }
 
     /// `NodeService/RegisterNode` with `token` (bootstrap or node token).
@@ -91,11 +117,10 @@ impl ManagerClient {
     ) -> Result<Registered, NodeError> {
         let mut client = NodeServiceClient::new(self.channel.clone());
         let request = authorized(overview(identity), token)?;
-        let reg: Registration = client
-            .register_node(request)
-            .await
-            .map_err(|s| self.map("RegisterNode", s, Some(&identity.alias)))?
-            .into_inner();
+        let reg: Registration = match client.register_node(request).await {
+            Ok(reg) => reg.into_inner(),
+            Err(s) => return Err(self.explain("RegisterNode", s, Some(&identity.alias)).await),
+        };
         let bad = |detail: &str| NodeError::BadResponse {
             operation: "RegisterNode",
             detail: detail.to_owned(),
@@ -229,10 +254,12 @@ pub(crate) fn is_retryable(err: &NodeError) -> bool {
 
 /// Wraps `message` with the raw JWT in `authorization`, as the published node sends it.
 fn authorized<T>(message: T, token: &SecretString) -> Result<Request<T>, NodeError> {
-    let mut value =
-        MetadataValue::try_from(token.expose_secret()).map_err(|_| NodeError::InvalidToken {
+    // A token file or variable often ends with a newline; a JWT never holds whitespace.
+    let mut value = MetadataValue::try_from(token.expose_secret().trim()).map_err(|_| {
+        NodeError::InvalidToken {
             detail: "the token contains characters that cannot be sent".to_owned(),
-        })?;
+        }
+    })?;
     // Sensitive values are never indexed by HPACK nor printed by the transport's Debug.
     value.set_sensitive(true);
     let mut request = Request::new(message);

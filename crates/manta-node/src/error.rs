@@ -95,6 +95,14 @@ pub enum NodeError {
         /// The manager's message.
         detail: String,
     },
+    /// The port answers with the manager's user API, not the node API.
+    #[error(
+        "{endpoint} is the user API of a Manta manager, not the node API; set network.manager_port (or --manager) to the node API port"
+    )]
+    WrongService {
+        /// `host:port`.
+        endpoint: String,
+    },
     /// The manager answered in a way the node cannot use.
     #[error(
         "the manager's answer to {operation} is unusable: {detail}; check that the manager version supports manta_node"
@@ -187,7 +195,8 @@ impl NodeError {
             | Self::Tls(_)
             | Self::InsecureState { .. }
             | Self::CorruptState { .. }
-            | Self::Usage(_) => EXIT_CONFIG,
+            | Self::Usage(_)
+            | Self::WrongService { .. } => EXIT_CONFIG,
             Self::InvalidToken { .. }
             | Self::DuplicateAlias { .. }
             | Self::Refused { .. }

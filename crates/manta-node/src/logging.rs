@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use manta_config::{LoggingConfig, MantaHome};
+use manta_config::{Env, LoggingConfig, MantaHome};
 use tracing_subscriber::EnvFilter;
 
 use crate::error::NodeError;
@@ -146,17 +146,25 @@ pub fn target(home: &MantaHome, logging: &LoggingConfig, alias: &str, console: b
     }
 }
 
-/// Installs the global subscriber for this process. Call once, from the binary.
+/// Whether log lines on standard error get ANSI colours: only on a terminal, and never when
+/// `NO_COLOR` is set to a non-empty value (<https://no-color.org>), so pipes, files and
+/// supervisors' logs get plain text.
+pub fn colour_on_stderr(env: &Env, stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && env.get_non_empty("NO_COLOR").is_none()
+}
+
+/// Installs the global subscriber for this process. Call once, from the binary. `colour`
+/// (see [`colour_on_stderr`]) applies to standard error; a file never gets colours.
 ///
 /// # Errors
 /// [`NodeError::Io`] when the log file cannot be opened.
-pub fn init(target: &LogTarget, logging: &LoggingConfig) -> Result<(), NodeError> {
+pub fn init(target: &LogTarget, logging: &LoggingConfig, colour: bool) -> Result<(), NodeError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(&logging.level))
         .with_target(false);
     // A second call (tests running commands in one process) keeps the first subscriber.
     let _ = match target {
-        LogTarget::Stderr => builder.with_writer(io::stderr).try_init(),
+        LogTarget::Stderr => builder.with_ansi(colour).with_writer(io::stderr).try_init(),
         LogTarget::File(path) => {
             let max = logging.max_file_size_bytes().unwrap_or(100 << 20);
             let file = RotatingFile::open(path, max, logging.backup_count)?;
@@ -197,6 +205,19 @@ mod tests {
         assert_eq!(target(&home, &cfg, "a", false), LogTarget::Off);
         assert_eq!(level_directive("warning"), "warn");
         assert_eq!(level_directive("CRITICAL"), "error");
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        let none = Env::from_pairs(Vec::<(String, String)>::new());
+        assert!(colour_on_stderr(&none, true));
+        assert!(!colour_on_stderr(&none, false));
+        assert!(!colour_on_stderr(
+            &Env::from_pairs([("NO_COLOR", "1")]),
+            true
+        ));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(colour_on_stderr(&Env::from_pairs([("NO_COLOR", "")]), true));
     }
 
     #[test]

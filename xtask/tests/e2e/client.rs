@@ -364,14 +364,23 @@ async fn mtls_through_a_cert_folder() {
     assert!(api.is_tls());
     assert_eq!(api.get_user().await.unwrap().username, "alice");
 
-    // Plaintext against a TLS manager: unavailable, with the reason.
+    // Plaintext against a TLS manager: a mismatch, which says to add the cert folder.
     let plain = UserApiBuilder::new("localhost", m.port())
         .token(api.token())
         .retry_policy(manta_client::RetryPolicy::none())
         .build()
         .unwrap();
     let e = plain.get_user().await.unwrap_err();
-    assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::TlsMismatch {
+                client_tls: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     // A folder without client.key is an error at build time, never a plaintext fallback.
     let partial = tempfile::tempdir().unwrap();

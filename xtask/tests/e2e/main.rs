@@ -5,5 +5,6 @@
 mod client;
 mod credentials;
 mod deploy;
+mod errors;
 mod harness;
 mod node;

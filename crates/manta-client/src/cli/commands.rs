@@ -57,8 +57,11 @@ pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> 
     let g = &cli.global;
     let done = match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut super::Cli::command(), "manta", out);
-            Ok(())
+            // clap_complete panics when its writer fails (e.g. `| head` closed the pipe),
+            // so the script is rendered first and written with the error kept.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::Cli::command(), "manta", &mut script);
+            out.write_all(&script).map_err(io_err)
         }
         Command::Profile(p) => profile(p, g, ctx, out),
         // The only command whose success has degrees: scripts test its exit status.
@@ -93,9 +96,20 @@ fn select(g: &Global, ctx: &Context<'_>, home: &MantaHome) -> Result<(SelectedPr
 }
 
 fn builder(g: &Global, selected: &SelectedProfile) -> UserApiBuilder {
-    UserApiBuilder::for_profile(&selected.profile)
+    let mut b = UserApiBuilder::for_profile(&selected.profile)
         .timeout(Duration::from_secs(g.timeout.max(1)))
-        .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")))
+        .user_agent(format!("manta-cli/{}", env!("CARGO_PKG_VERSION")));
+    // A person at a terminal sees that a silent manager is being waited for; scripts and
+    // pipes get only the final error.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        b = b.waiting_notice(Duration::from_secs(2), |line| eprintln!("{line}"));
+    }
+    // The built-in profile has no table to point at, so errors name only the address.
+    if selected.name == "default" {
+        b
+    } else {
+        b.profile_name(&selected.name)
+    }
 }
 
 /// The command that signs in to `profile`, for messages.
@@ -608,6 +622,9 @@ async fn token(
                 .flat_map(|s| s.split_whitespace())
                 .map(str::to_owned)
                 .collect();
+            manta_auth::check_typed_scopes(&scopes).map_err(|e| Error::Setting {
+                message: format!("--scopes: {e}"),
+            })?;
             let created = api
                 .create_api_token(&name, &scopes, ttl.map(Duration::from_secs))
                 .await?;

@@ -76,8 +76,12 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::Authentication { .. }
         | Error::TokenExpired { .. }
         | Error::SessionEnded { .. }
-        | Error::NotSignedIn { .. } => EXIT_AUTH,
+        | Error::NotSignedIn { .. }
+        | Error::ForeignToken { .. } => EXIT_AUTH,
         Error::Config(manta_config::ConfigError::NoToken { .. }) => EXIT_AUTH,
+        Error::TlsMismatch { .. } | Error::TlsHandshake { .. } | Error::WrongService { .. } => {
+            EXIT_CONFIG
+        }
         Error::PermissionDenied { .. } => EXIT_PERMISSION,
         Error::NotFound { .. } => EXIT_NOT_FOUND,
         Error::InvalidArgument { .. } | Error::Setting { .. } | Error::Token(_) => EXIT_USAGE,
@@ -150,6 +154,11 @@ where
         tracing::subscriber::with_default(subscriber, || commands::dispatch(cli, ctx, out));
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`manta ... | head`): it has what it wanted, so there is
+        // nobody to tell and nothing failed from the user's side.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(EXIT_OK)
+        }
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             ExitCode::from(exit_code(&e))
@@ -168,7 +177,15 @@ fn subscriber(cli: &Cli, env: &Env, log: BoxMakeWriter) -> impl tracing::Subscri
     let filter = env
         .get_non_empty("MANTA_LOG")
         .and_then(|f| EnvFilter::try_new(f.as_str()).ok())
-        .unwrap_or_else(|| EnvFilter::default().add_directive(level.into()));
+        .unwrap_or_else(|| {
+            let filter = EnvFilter::default().add_directive(level.into());
+            // Without -v the command prints only its error: the refresh engine's warning
+            // about a refused renewal says the same thing a line earlier.
+            match (cli.global.verbose, "manta_auth::refresh=error".parse()) {
+                (0, Ok(quiet)) => filter.add_directive(quiet),
+                _ => filter,
+            }
+        });
     tracing_subscriber::fmt()
         .with_writer(log)
         .with_ansi(false)

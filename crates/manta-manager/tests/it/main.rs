@@ -2,12 +2,14 @@
 //! in a temporary directory, called through manta-proto's generated clients.
 
 mod abuse;
+mod cli_errors;
 mod durability;
 mod hardening;
 mod harness;
 mod interop;
 mod limits;
 mod nodes;
+mod pipes;
 mod pki;
 mod platform;
 mod process;

@@ -3,5 +3,6 @@
 
 mod commands;
 mod config;
+mod pipes;
 mod robust;
 mod support;
