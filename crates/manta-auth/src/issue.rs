@@ -334,7 +334,8 @@ mod tests {
             let id = new_jti().unwrap();
             assert_eq!(id.len(), 32, "{id}");
             assert!(
-                id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
                 "{id}"
             );
             assert!(seen.insert(id), "a repeated id");

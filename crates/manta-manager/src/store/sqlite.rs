@@ -119,6 +119,12 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE clusters ADD COLUMN bootstrap_generation INTEGER NOT NULL DEFAULT 0;
     ",
+    // 6: one row whose only purpose is to change: the WAL-index check's probe (see
+    // `SqliteStore::check_version_moved`).
+    "
+    CREATE TABLE wal_probe (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT INTO wal_probe (id, n) VALUES (1, 0);
+    ",
 ];
 
 /// How many reader connections serve lookups beside the writer.
@@ -205,17 +211,24 @@ impl SqliteStore {
         let before = (conn.total_changes(), self.data_version());
         let result = f(&mut conn).map_err(|e| self.err(e));
         if result.is_ok() && conn.total_changes() != before.0 {
-            self.check_version_moved(before.1);
+            self.check_version_moved(&conn, before.1);
         }
         result
     }
 
-    /// After a commit of ours that changed rows, the WAL-index header must differ from the
-    /// one read before it. If it does not, the file we read is not SQLite's live index
-    /// (replaced, or reached through another path), and caching on it would hide
-    /// revocations: stop trusting it.
-    fn check_version_moved(&self, before: Option<DataVersion>) {
-        if before.is_some() && self.data_version() == before {
+    /// After a commit of ours that changed rows, the WAL-index header should differ from the
+    /// one read before it. It may not: SQLite counts a row rewritten with the bytes it already
+    /// held (a second sign-in within the same second) as changed, yet writes no page and
+    /// leaves the header alone. So an unchanged header is confirmed with a commit that
+    /// certainly writes a page; if the header misses that one too, the file we read is not
+    /// SQLite's live index (replaced, or reached through another path), and caching on it
+    /// would hide revocations: stop trusting it.
+    fn check_version_moved(&self, conn: &Connection, before: Option<DataVersion>) {
+        if before.is_none() || self.data_version() != before {
+            return;
+        }
+        let probed = conn.execute("UPDATE wal_probe SET n = n + 1 WHERE id = 1", []);
+        if !matches!(probed, Ok(1)) || self.data_version() == before {
             self.shm_live.store(false, Ordering::Relaxed);
             tracing::error!(
                 path = %self.path.display(),
@@ -1022,14 +1035,34 @@ mod tests {
 
     #[test]
     fn an_index_that_misses_our_own_commit_is_never_trusted_again() {
-        let (_dir, s) = store();
-        let v = s.data_version();
-        assert!(v.is_some());
-        // What `write` concludes when a commit of ours left the header as it was.
-        s.check_version_moved(v);
-        assert_eq!(s.data_version(), None, "no version: callers must not cache");
+        let (dir, mut s) = store();
+        assert!(s.data_version().is_some());
+        // The file read for the version is a copy, not the index SQLite updates.
+        let stale = dir.path().join("stale-shm");
+        std::fs::copy(dir.path().join("manager.db-shm"), &stale).unwrap();
+        s.shm = Some(std::fs::File::open(&stale).unwrap());
         user(&s, "ann");
+        assert_eq!(s.data_version(), None, "no version: callers must not cache");
+        user(&s, "bob");
         assert_eq!(s.data_version(), None);
+    }
+
+    #[test]
+    fn a_commit_that_rewrites_the_same_bytes_keeps_the_index_trusted() {
+        // Two sign-ins in one second write the same `last_login`: SQLite counts a changed
+        // row but writes no page. That must not be taken for a stale index.
+        let (_dir, s) = store();
+        let ann = user(&s, "ann");
+        s.record_login(&ann.id, 1_000).unwrap();
+        let before = s.data_version().expect("a version");
+        s.record_login(&ann.id, 1_000).unwrap();
+        let after = s
+            .data_version()
+            .expect("still trusted after a byte-identical rewrite");
+        // The probe moved the header, so readers caching on it see a commit happened.
+        assert_ne!(after, before);
+        s.record_login(&ann.id, 1_001).unwrap();
+        assert_ne!(s.data_version().expect("a version"), after);
     }
 
     fn user(store: &SqliteStore, name: &str) -> UserRecord {

@@ -1,7 +1,8 @@
 //! Issue 14's bounded abuse run, for CI: oversized unauthenticated messages and an
 //! idle-connection flood against one real manager, while a legitimate user signs in.
 //!
-//! Bounds asserted (the test and the server share a process, so RSS covers both):
+//! The manager is the real binary in its own process, so its resident set is measured
+//! alone, whatever else the test binary runs at the same time. Bounds asserted:
 //! - RSS, sampled every few milliseconds, peaks at most [`RSS_BOUND_KIB`] above where it
 //!   started over eight concurrent 32 MiB SignIn attempts (256 MiB declared; before the fix
 //!   the manager read and buffered every byte of them), and ends the run, flood included,
@@ -16,12 +17,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use manta_manager::limits::Limits;
 use manta_proto::core::user_services::SignInRequest;
+use manta_proto::core::user_services::user_management_client::UserManagementClient;
 use tokio::io::AsyncReadExt as _;
 
-use crate::harness::{Manager, ManagerExt as _, Options};
-use crate::limits::{CLOSE_BOUND, closed_by_server, connect_from, oversized_call, quick};
+use crate::harness::channel;
+use crate::limits::{CLOSE_BOUND, closed_by_server, connect_from, oversized_call};
+use crate::process::{Served, admin};
 
 /// Growth of the resident set allowed over the oversized attempts.
 const RSS_BOUND_KIB: u64 = 48 * 1024;
@@ -33,8 +35,8 @@ const OVERSIZED_ATTEMPTS: usize = 8;
 const FLOOD: usize = 300;
 const PER_PEER: usize = 100;
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -42,24 +44,24 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-/// Samples RSS on a thread until stopped; returns the highest value seen.
+/// Samples the manager's RSS on a thread until stopped; returns the highest value seen.
 struct PeakRss {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<u64>,
 }
 
 impl PeakRss {
-    fn start() -> Self {
+    fn start(pid: u32) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            let mut peak = rss_kib();
+            let mut peak = rss_kib(pid);
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_kib());
+                peak = peak.max(rss_kib(pid));
                 // A sampling period, not a wait for an event: nothing is timed by it.
                 std::thread::sleep(Duration::from_millis(2));
             }
-            peak.max(rss_kib())
+            peak.max(rss_kib(pid))
         });
         PeakRss { stop, thread }
     }
@@ -80,11 +82,7 @@ fn store_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-async fn sign_in(
-    users: &mut manta_proto::core::user_services::user_management_client::UserManagementClient<
-        tonic::transport::Channel,
-    >,
-) -> Duration {
+async fn sign_in(users: &mut UserManagementClient<tonic::transport::Channel>) -> Duration {
     let started = Instant::now();
     let signed_in = users
         .sign_in(SignInRequest {
@@ -101,25 +99,30 @@ async fn sign_in(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_and_an_idle_flood_leave_memory_store_and_sign_in_bounded() {
-    let m = Manager::start_with(Options {
-        serve: quick(Limits {
-            handshake_timeout: Duration::from_secs(1),
-            max_connections_per_peer: PER_PEER,
-            ..Limits::default()
-        }),
-        ..Options::default()
-    })
-    .await;
-    m.add_user("alice", "password1", &[]);
-    let mut users = m.users().await;
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("manager.toml");
+    std::fs::write(
+        &config,
+        format!("[limits]\nhandshake_timeout_secs = 1\nmax_connections_per_peer = {PER_PEER}\n"),
+    )
+    .unwrap();
+    admin(
+        data.path(),
+        Some(&config),
+        &["user", "add", "alice", "--password-stdin"],
+        "password1\n",
+    );
+    let m = Served::start(data.path(), Some(&config), &[]);
+    let (pid, user_addr) = (m.child.id(), m.user_addr);
+    let mut users = UserManagementClient::new(channel(user_addr).await);
     let quiet = sign_in(&mut users).await;
-    let (rss_before, store_before) = (rss_kib(), store_bytes(m.data_dir()));
+    let (rss_before, store_before) = (rss_kib(pid), store_bytes(data.path()));
 
     // Eight 32 MiB sign-ins at once, each from a client that never holds the message.
-    let sampler = PeakRss::start();
+    let sampler = PeakRss::start(pid);
     let attempts: Vec<_> = (0..OVERSIZED_ATTEMPTS)
         .map(|_| {
-            let addr = m.user_addr;
+            let addr = user_addr;
             tokio::spawn(async move {
                 oversized_call(addr, "/core.user_services.UserManagement/SignIn", 32 << 20).await
             })
@@ -137,7 +140,7 @@ async fn oversized_messages_and_an_idle_flood_leave_memory_store_and_sign_in_bou
     let mut kept = Vec::new();
     let mut refused = 0;
     for _ in 0..FLOOD {
-        let mut c = connect_from([127, 0, 0, 2], m.user_addr).await;
+        let mut c = connect_from([127, 0, 0, 2], user_addr).await;
         let mut settings = [0u8; 64];
         // A kept connection hears the server's HTTP/2 settings; a refused one is closed.
         match tokio::time::timeout(CLOSE_BOUND, c.read(&mut settings)).await {
@@ -147,7 +150,7 @@ async fn oversized_messages_and_an_idle_flood_leave_memory_store_and_sign_in_bou
         }
     }
     let during = sign_in(&mut users).await;
-    let (rss_end, store_end) = (rss_kib(), store_bytes(m.data_dir()));
+    let (rss_end, store_end) = (rss_kib(pid), store_bytes(data.path()));
 
     eprintln!(
         "abuse figures: rss {rss_before} KiB -> peak {rss_after_oversized} KiB during \
@@ -182,5 +185,6 @@ async fn oversized_messages_and_an_idle_flood_leave_memory_store_and_sign_in_bou
             "a silent flood connection outlived the handshake timeout"
         );
     }
-    m.stop().await;
+    drop(users);
+    m.terminate();
 }
