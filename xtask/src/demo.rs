@@ -41,7 +41,7 @@ const RANDOM_ALIAS: &str = "edge-1";
 const USER: &str = "alice";
 
 /// Builds the three programs (debug) and finds them; the demo and its tests share this.
-fn build(root: &Path) -> Result<Bins> {
+pub(crate) fn build(root: &Path) -> Result<Bins> {
     crate::cargo(
         root,
         &[
@@ -79,9 +79,9 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
 
 /// Paths of the three programs.
 pub(crate) struct Bins {
-    manager: PathBuf,
-    node: PathBuf,
-    manta: PathBuf,
+    pub(crate) manager: PathBuf,
+    pub(crate) node: PathBuf,
+    pub(crate) manta: PathBuf,
 }
 
 impl Bins {
@@ -105,12 +105,20 @@ impl Bins {
 }
 
 /// A child process that is killed (and reaped) when dropped, unless it already exited.
-struct Proc {
+pub(crate) struct Proc {
     name: String,
     child: Child,
 }
 
 impl Proc {
+    /// Takes charge of `child`, named `name` in messages.
+    pub(crate) fn new(name: &str, child: Child) -> Proc {
+        Proc {
+            name: name.to_owned(),
+            child,
+        }
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -143,13 +151,13 @@ impl Drop for Proc {
 
 /// Lines a child writes to a pipe, read on a thread: new ones arrive on `lines`, and the last
 /// ones are kept for error messages.
-struct Lines {
+pub(crate) struct Lines {
     lines: Receiver<String>,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Lines {
-    fn follow(pipe: impl std::io::Read + Send + 'static) -> Lines {
+    pub(crate) fn follow(pipe: impl std::io::Read + Send + 'static) -> Lines {
         let (tx, rx) = mpsc::channel();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let keep = Arc::clone(&tail);
@@ -170,7 +178,7 @@ impl Lines {
     }
 
     /// Waits for a line containing `needle` and returns it.
-    fn wait_for(&self, needle: &str, timeout: Duration) -> Result<String> {
+    pub(crate) fn wait_for(&self, needle: &str, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

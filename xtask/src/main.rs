@@ -1,11 +1,12 @@
 //! Workspace automation for Manta in Rust, run as `cargo xtask <command>`.
 //!
-//! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`, `demo`,
+//! Commands: `codegen [--check]`, `layering`, `ci [--no-test]`, `demo`, `docs`,
 //! `bench [--quick]`, `release`.
 
 mod bench;
 mod codegen;
 mod demo;
+mod docs;
 #[cfg(test)]
 mod guide;
 mod layering;
@@ -26,6 +27,7 @@ commands:
   layering            check crate dependencies against docs/ARCHITECTURE.md
   ci [--no-test]      fmt check, clippy -D warnings, tests, codegen check, layering check
   demo                build the programs and run the whole story on 127.0.0.1 (under a minute)
+  docs                run the console examples of docs/guide.md, cli.md and node.md against a dev manager
   bench [--quick] [--out DIR]
                       run every benchmark, bounded in time; one table in target/bench/report.{md,json}
   release [--version X.Y.Z] [--dry-run] [--out DIR]
@@ -42,6 +44,7 @@ fn main() -> Result<()> {
         ["ci"] => ci(&root, true),
         ["ci", "--no-test"] => ci(&root, false),
         ["demo"] => demo::run(&root),
+        ["docs"] => docs::run(&root),
         ["bench", rest @ ..] => bench::run(&root, &bench::Options::parse(rest)?),
         ["release", rest @ ..] => release::run(&root, &release::Options::parse(rest)?).map(|_| ()),
         ["help" | "--help" | "-h"] | [] => {

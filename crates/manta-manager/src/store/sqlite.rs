@@ -592,7 +592,7 @@ impl Store for SqliteStore {
                 "SELECT {TOKEN_COLUMNS} FROM tokens t WHERE (?1 IS NULL OR user_id = ?1) \
                  AND (?2 IS NULL OR kind = ?2) AND (?3 OR (revoked_at IS NULL \
                  AND expires_at > ?4 AND generation >= COALESCE((SELECT generation \
-                 FROM users u WHERE u.id = t.user_id), 0))) ORDER BY issued_at DESC, jti"
+                 FROM users u WHERE u.id = t.user_id), 0))) ORDER BY issued_at DESC, rowid DESC"
             ))?
             .query_map(
                 params![user_id, kind.map(TokenKind::as_str), include_inactive, now],
