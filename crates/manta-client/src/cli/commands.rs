@@ -1290,13 +1290,16 @@ async fn cluster(c: ClusterCommand, api: &UserApi, g: &Global, out: Out<'_>) -> 
     }
 }
 
-/// Text from the manager with control characters (escape sequences that could move the
-/// cursor or rewrite earlier lines) shown as `\u{..}` escapes.
+/// Text from the manager (names other users chose) with what a terminal would act on
+/// rather than show, control characters and bidirectional overrides, written as
+/// `\u{..}` escapes, so a name cannot move the cursor or reorder what is shown.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
+    let acts =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(acts) {
         text.chars()
             .map(|c| {
-                if c.is_control() {
+                if acts(c) {
                     c.escape_unicode().to_string()
                 } else {
                     c.to_string()
