@@ -111,7 +111,7 @@ fn refusals_say_one_cause_and_one_next_step() {
     assert_eq!(
         err,
         format!(
-            "error: not found: no cluster with id \"{id}\"; check the id with the matching `manta ... list` command\n"
+            "error: no cluster has the id or name `{id}`; list clusters with `manta cluster list`\n"
         )
     );
 
