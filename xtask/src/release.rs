@@ -1,6 +1,9 @@
 //! `cargo xtask release [--version X.Y.Z] [--dry-run] [--out DIR]`: builds release binaries for
 //! the host target, packs them with the README, licences and changelog into a versioned
-//! `.tar.gz`, and writes SHA-256 checksums.
+//! `.tar.gz`, and writes SHA-256 checksums. Each archive also carries man pages
+//! (`man/man1/`) for the three programs and each of their subcommands, generated with
+//! clap_mangen from the programs' own clap definitions (`cli::command()` of each crate), so
+//! they always match the binaries beside them.
 //!
 //! `--dry-run` does everything except compiling: it checks the version and the changelog, and
 //! packs the archive with the binaries that are already built (listing the missing ones), so a
@@ -73,6 +76,37 @@ pub(crate) struct Outcome {
     pub(crate) archive: PathBuf,
     pub(crate) checksums: PathBuf,
     pub(crate) missing_binaries: Vec<String>,
+    /// The man page file names packed under `man/man1/`.
+    pub(crate) man_pages: Vec<String>,
+}
+
+/// The clap definitions of the shipped programs, in [`BINARIES`] order.
+fn commands() -> [clap::Command; 3] {
+    [
+        manta_manager::cli::command(),
+        manta_node::cli::command(),
+        manta_client::cli::command(),
+    ]
+}
+
+/// Writes a man page for each program and each of its subcommands (`manta.1`,
+/// `manta-token-create.1`, ...) into `dir`; returns the file names, sorted.
+pub(crate) fn write_man_pages(dir: &Path) -> Result<Vec<String>> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for cmd in commands() {
+        let name = cmd.get_name().to_owned();
+        clap_mangen::generate_to(cmd, dir)
+            .with_context(|| format!("writing the man pages of {name} to {}", dir.display()))?;
+    }
+    let mut pages = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".1") {
+            pages.push(name);
+        }
+    }
+    pages.sort();
+    Ok(pages)
 }
 
 /// The `version` of `[workspace.package]` in the root manifest.
@@ -190,6 +224,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<Outcome> {
         }
     }
 
+    let man_pages = write_man_pages(&staging.join("man/man1"))?;
+
     let archive = out.join(format!("{name}.tar.gz"));
     let status = Command::new("tar")
         .current_dir(&out)
@@ -211,6 +247,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<Outcome> {
     )?;
     println!("release: {}", archive.display());
     println!("release: {}", checksums.display());
+    println!("release: {} man pages in man/man1", man_pages.len());
     if !missing.is_empty() {
         println!(
             "release (dry run): not built, so not packed: {}",
@@ -221,5 +258,6 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<Outcome> {
         archive,
         checksums,
         missing_binaries: missing,
+        man_pages,
     })
 }

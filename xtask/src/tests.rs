@@ -170,6 +170,23 @@ fn release_dry_run_packs_and_checksums() {
     for doc in ["README.md", "LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"] {
         assert!(listing.contains(doc), "{doc} missing from {listing}");
     }
+    // Man pages for each program and its subcommands, generated from the clap definitions.
+    for page in [
+        "manta.1",
+        "manta-swarm-deploy.1",
+        "manta-manager.1",
+        "manta-manager-node-token-issue.1",
+        "manta_node.1",
+        "manta_node-config-list.1",
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.ends_with(&format!("/man/man1/{page}"))),
+            "{page} missing from {listing}"
+        );
+        assert!(outcome.man_pages.iter().any(|p| p == page), "{page}");
+    }
     // Every shipped binary is either packed or reported as not built; none is lost silently.
     for bin in ["manta-manager", "manta_node", "manta"] {
         let packed = listing.lines().any(|l| l.ends_with(&format!("/bin/{bin}")));
@@ -179,6 +196,50 @@ fn release_dry_run_packs_and_checksums() {
             "{bin}: packed={packed} missing={missing}"
         );
     }
+}
+
+/// The man pages describe the real command lines: each program's page lists its
+/// subcommands, and a subcommand's page its own flags.
+#[test]
+fn man_pages_describe_every_program_and_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = crate::release::write_man_pages(dir.path()).unwrap();
+    let read = |page: &str| std::fs::read_to_string(dir.path().join(page)).unwrap();
+    let manta = read("manta.1");
+    assert!(
+        manta.starts_with(".ie") || manta.contains(".TH manta 1"),
+        "{manta}"
+    );
+    for sub in ["login", "whoami", "cluster", "swarm", "completions"] {
+        assert!(manta.contains(sub), "manta.1 lacks {sub}");
+    }
+    let deploy = read("manta-swarm-deploy.1");
+    assert!(deploy.contains("cluster") && deploy.contains("name of exactly one cluster"));
+    let manager = read("manta-manager.1");
+    for sub in ["serve", "node\\-token", "completions"] {
+        assert!(
+            manager.contains(sub),
+            "manta-manager.1 lacks {sub}: {manager}"
+        );
+    }
+    assert!(read("manta_node.1").contains("config"));
+    assert!(read("manta_node-config-list.1").contains("json"));
+    // One page per program and per (nested) subcommand, clap's `help` excluded.
+    let subcommands = |c: &clap::Command| {
+        fn count(c: &clap::Command) -> usize {
+            1 + c
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .map(count)
+                .sum::<usize>()
+        }
+        count(c)
+    };
+    let expected = subcommands(&manta_client::cli::command())
+        + subcommands(&manta_manager::cli::command())
+        + subcommands(&manta_node::cli::command());
+    assert_eq!(pages.len(), expected, "{pages:?}");
+    assert!(!pages.iter().any(|p| p.contains("help")), "{pages:?}");
 }
 
 #[test]

@@ -80,6 +80,25 @@ pub enum Error {
         /// The manager's explanation.
         message: String,
     },
+    /// No cluster the caller can see has the id or name given to `--cluster` (or to a
+    /// cluster command).
+    #[error("no cluster has the id or name `{given}`; list clusters with `manta cluster list`")]
+    UnknownCluster {
+        /// What was given.
+        given: String,
+    },
+    /// Several clusters the caller can see have the name given where one cluster is meant.
+    #[error(
+        "{} clusters are named `{name}` ({}); give the id of the one you mean instead",
+        ids.len(),
+        ids.join(", ")
+    )]
+    AmbiguousCluster {
+        /// The name given.
+        name: String,
+        /// The ids of the clusters with that name.
+        ids: Vec<String>,
+    },
     /// The request was refused as malformed (bad name, bad scope, bad id).
     #[error("invalid argument: {message}; fix the value and try again")]
     InvalidArgument {

@@ -286,7 +286,8 @@ pub fn status_of(err: &Error) -> Status {
         }
         Error::LastAdmin => Status::failed_precondition(err.to_string()),
         Error::AliasTaken(_) => Status::already_exists(err.to_string()),
-        Error::NotFound { .. } => Status::not_found(err.to_string()),
+        Error::NotFound { .. } | Error::UnknownCluster(_) => Status::not_found(err.to_string()),
+        Error::AmbiguousCluster { .. } => Status::invalid_argument(err.to_string()),
         Error::Conflict(_) => Status::failed_precondition(err.to_string()),
         Error::NodeRefused(_) => Status::unauthenticated(err.to_string()),
         Error::NodeForbidden(_) => Status::permission_denied(err.to_string()),

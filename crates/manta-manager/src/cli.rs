@@ -69,6 +69,18 @@ pub enum Command {
     /// Writes a development PKI (`pki init DIR`) for TLS and mTLS; touches no store.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Prints shell completions for bash, zsh, fish, elvish or powershell; touches no store.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The `manta-manager` command line as a clap [`clap::Command`]: what completions and the
+/// release's man pages are generated from.
+#[must_use]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Flags of `serve` and `dev`.
@@ -437,6 +449,14 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
     if let Command::Pki(cmd) = cli.command {
         return pki::pki_command(cmd, out);
     }
+    // Completions describe the command line only: no configuration, no store.
+    if let Command::Completions { shell } = cli.command {
+        // clap_complete panics when its writer fails (`| head` closed the pipe), so the
+        // script is rendered first and written with the error kept.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command(), "manta-manager", &mut script);
+        return out.write_all(&script).map_err(io_err);
+    }
     let dev = matches!(cli.command, Command::Dev(_));
     let config = load_config(&cli, dev)?;
     if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
@@ -462,7 +482,7 @@ pub fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<()>
         Command::NodeToken(cmd) => platform::node_token_command(&Context::open(config)?, cmd, out),
         Command::Node(cmd) => platform::node_command(&Context::open(config)?, cmd, out),
         // Handled above, before the configuration is read.
-        Command::Pki(_) => Ok(()),
+        Command::Pki(_) | Command::Completions { .. } => Ok(()),
     }
 }
 

@@ -135,6 +135,21 @@ pub enum Error {
         /// Where to find valid ids.
         hint: &'static str,
     },
+    /// No cluster has the id or name given to an admin command's `--cluster`.
+    #[error("no cluster has the id or name {0:?}; list clusters with `manta-manager cluster list`")]
+    UnknownCluster(String),
+    /// Several clusters have the name given to an admin command's `--cluster`.
+    #[error(
+        "{} clusters are named {name:?} ({}); give the id of the one you mean instead",
+        ids.len(),
+        ids.join(", ")
+    )]
+    AmbiguousCluster {
+        /// The name given.
+        name: String,
+        /// The ids of the clusters with that name.
+        ids: Vec<String>,
+    },
     /// The resource is in a state that does not allow the operation.
     #[error("{0}")]
     Conflict(String),

@@ -42,6 +42,18 @@ enum Command {
     Status(StatusArgs),
     /// Print the version.
     Version,
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The `manta_node` command line as a clap [`clap::Command`]: what completions and the
+/// release's man pages are generated from.
+#[must_use]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +65,14 @@ enum ConfigCommand {
     /// Print a configuration with secrets masked.
     Show(ShowArgs),
     /// List the configurations in MANTA_HOME/nodes.
-    List,
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Print JSON: `{"nodes_dir": DIR, "configs": [{"name", "path"}]}`.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -196,7 +215,7 @@ fn dispatch(cmd: Command, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Resul
         Command::Config(ConfigCommand::Init(a)) => init(a, home, env, io),
         Command::Config(ConfigCommand::Validate(a)) => validate(&a, home, env, io),
         Command::Config(ConfigCommand::Show(a)) => show(&a, home, env, io),
-        Command::Config(ConfigCommand::List) => list(home, io),
+        Command::Config(ConfigCommand::List(a)) => list(&a, home, io),
         Command::Start(a) => start(a, home, env, io),
         Command::Stop(a) => {
             let stopped = runfile::stop(
@@ -216,6 +235,14 @@ fn dispatch(cmd: Command, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Resul
             Ok(0)
         }
         Command::Status(a) => status(&a, home, io),
+        Command::Completions { shell } => {
+            // clap_complete panics when its writer fails (`| head` closed the pipe), so the
+            // script is rendered first and written with the error kept.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "manta_node", &mut script);
+            io.stdout.write_all(&script).map_err(out_err)?;
+            Ok(0)
+        }
     }
 }
 
@@ -523,8 +550,19 @@ fn masked(mut doc: ConfigDocument) -> Result<zeroize::Zeroizing<String>, NodeErr
     Ok(doc.render())
 }
 
-fn list(home: &MantaHome, io: &mut Io<'_>) -> Result<u8, NodeError> {
+fn list(a: &ListArgs, home: &MantaHome, io: &mut Io<'_>) -> Result<u8, NodeError> {
     let names = home.list_node_configs()?;
+    if a.json {
+        let mut configs = Vec::with_capacity(names.len());
+        for name in &names {
+            let path = home.node_config(name)?;
+            configs.push(serde_json::json!({"name": name, "path": path}));
+        }
+        let v = serde_json::json!({"nodes_dir": home.nodes_dir(), "configs": configs});
+        let text = serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".to_owned());
+        writeln!(io.stdout, "{text}").map_err(out_err)?;
+        return Ok(0);
+    }
     if names.is_empty() {
         writeln!(
             io.stdout,

@@ -844,10 +844,9 @@ fn the_manta_command_end_to_end() {
         "c1",
         swarm_file.to_str().unwrap(),
     ]);
-    assert!(
-        code == cli::EXIT_UNIMPLEMENTED || code == cli::EXIT_PERMISSION,
-        "{code} {err}"
-    );
+    // No cluster has that id or name: refused before any module is uploaded.
+    assert_eq!(code, cli::EXIT_NOT_FOUND, "{err}");
+    assert!(err.contains("no cluster has the id or name `c1`"), "{err}");
 
     // Profiles.
     let (code, out, _) = cmd.run(&["profile", "list"]);
@@ -1161,4 +1160,236 @@ fn logout_revokes_the_stored_session_and_forgets_both_tokens() {
     assert!(matches!(&reuse, Err(e) if e.is_auth()), "{reuse:?}");
     drop(cmd);
     std::thread::spawn(move || drop(bg)).join().unwrap();
+}
+
+/// `manta args` whose standard output is one JSON document; the command must succeed.
+fn json_of(cmd: &Cmd<'_>, args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = cmd.run(args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+#[test]
+fn clusters_are_named_by_id_or_unique_name() {
+    let bg = Background::start_with(Options::default());
+    bg.m().add_user("alice", PASSWORD, &["admin:*"]);
+    let home = tempfile::tempdir().unwrap();
+    let store = MemoryStore::new();
+    let mut cmd = cmd_for(&home, &store);
+    cmd.env.push(("MANTA_TOKEN".into(), {
+        bg.m()
+            .token("alice", &["admin:*"])
+            .expose_secret()
+            .to_owned()
+    }));
+    let at = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--host".to_owned(), "127.0.0.1".into(), "--port".into()];
+        all.push(bg.m().port().to_string());
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all
+    };
+    let run = |args: &[&str]| cmd.run(&at(args).iter().map(String::as_str).collect::<Vec<_>>());
+    let json = |args: &[&str]| {
+        json_of(
+            &cmd,
+            &at(args).iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+
+    let lab = json(&["cluster", "create", "--name", "lab", "--json"])["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The list shows names, for people and for scripts.
+    let (code, out, _) = run(&["cluster", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("{lab}  CREATED  lab\n"));
+    let listed = json(&["cluster", "list", "--json"]);
+    assert_eq!(listed[0]["id"], lab.as_str(), "{listed}");
+    assert_eq!(listed[0]["name"], "lab", "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // A unique name works wherever a cluster is named.
+    assert_eq!(
+        json(&["cluster", "get", "lab", "--json"])["id"],
+        lab.as_str()
+    );
+    assert_eq!(
+        json(&["cluster", "start", "lab", "--json"])["status"],
+        "RUNNING"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.zip"), b"PK\x03\x04").unwrap();
+    let file = dir.path().join("swarm.json");
+    std::fs::write(&file, r#"{"name":"fl","tasks":[{"alias":"t","module":{"name":"train","image":"python:3.11","program":"train.zip"}}]}"#).unwrap();
+    let file = file.to_str().unwrap();
+    let swarm = json(&["swarm", "deploy", "--cluster", "lab", file, "--json"]);
+    assert_eq!(swarm["cluster_id"], lab.as_str(), "{swarm}");
+
+    // A name that matches nothing, or several clusters: refused with what to do next, and
+    // nothing deployed.
+    let (code, out, err) = run(&["swarm", "deploy", "--cluster", "lap", file]);
+    assert_eq!(code, cli::EXIT_NOT_FOUND, "{err}");
+    assert_eq!(
+        err,
+        "error: no cluster has the id or name `lap`; list clusters with `manta cluster list`\n"
+    );
+    assert_eq!(out, "");
+    let twin = json(&["cluster", "create", "--name", "lab", "--json"])["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for args in [
+        &["swarm", "deploy", "--cluster", "lab", file][..],
+        &["cluster", "get", "lab"][..],
+        &["cluster", "stop", "lab"][..],
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, cli::EXIT_USAGE, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: 2 clusters are named `lab` (")
+                && err.contains(&lab)
+                && err.contains(&twin)
+                && err.ends_with("); give the id of the one you mean instead\n"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out, "");
+    }
+    assert_eq!(
+        json(&["swarm", "list", "--json"]).as_array().unwrap().len(),
+        1
+    );
+    // An id is still exact among namesakes.
+    assert_eq!(
+        json(&["cluster", "get", &twin, "--json"])["id"],
+        twin.as_str()
+    );
+    drop(bg);
+}
+
+#[test]
+fn every_command_that_prints_data_prints_one_json_object_with_json() {
+    let bg = Background::start_with(Options::default());
+    bg.m().add_user("alice", PASSWORD, &["admin:*"]);
+    let port = bg.m().port();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.local]\nhost = \"127.0.0.1\"\nport = {port}\n"),
+    )
+    .unwrap();
+    let store = MemoryStore::new();
+    let mut cmd = cmd_for(&home, &store);
+
+    let used = json_of(&cmd, &["profile", "use", "local", "--json"]);
+    assert_eq!(
+        used,
+        serde_json::json!({"default_profile": "local", "config": config.display().to_string()})
+    );
+    login(&mut cmd, &["--store", "file"]);
+
+    // swarm stop and cluster stop.
+    let cluster = json_of(&cmd, &["cluster", "create", "--name", "lab", "--json"])["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json_of(&cmd, &["cluster", "start", &cluster, "--json"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.zip"), b"PK\x03\x04").unwrap();
+    let file = dir.path().join("swarm.json");
+    std::fs::write(&file, r#"{"name":"fl","tasks":[{"alias":"t","module":{"name":"train","image":"python:3.11","program":"train.zip"}}]}"#).unwrap();
+    let swarm = json_of(
+        &cmd,
+        &[
+            "swarm",
+            "deploy",
+            "--cluster",
+            &cluster,
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let swarm = swarm["id"].as_str().unwrap();
+    let stopped = json_of(&cmd, &["swarm", "stop", swarm, "--json"]);
+    assert_eq!(stopped["swarm_id"], swarm, "{stopped}");
+    assert!(
+        !stopped["message"].as_str().unwrap().is_empty(),
+        "{stopped}"
+    );
+    let stopped = json_of(&cmd, &["cluster", "stop", &cluster, "--json"]);
+    assert_eq!(stopped["cluster_id"], cluster.as_str(), "{stopped}");
+    assert!(stopped["message"].is_string(), "{stopped}");
+
+    // token revoke and token refresh.
+    let created = json_of(
+        &cmd,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scopes",
+            "cluster:read",
+            "--json",
+        ],
+    );
+    let id = created["id"].as_str().unwrap();
+    let revoked = json_of(&cmd, &["token", "revoke", id, "--json"]);
+    assert_eq!(revoked, serde_json::json!({"revoked": true, "id": id}));
+    let renewed = json_of(&cmd, &["token", "refresh", "--json"]);
+    let creds = home.path().join("credentials.ini");
+    assert_eq!(renewed["renewed"], "session", "{renewed}");
+    assert_eq!(
+        renewed["stored_in"],
+        format!("{} [profile.local]", creds.display()),
+        "{renewed}"
+    );
+    assert!(renewed["token_expires_at"]["unix"].is_u64(), "{renewed}");
+    assert_eq!(renewed["token"], serde_json::Value::Null);
+
+    // profile add and remove.
+    let added = json_of(
+        &cmd,
+        &[
+            "profile",
+            "add",
+            "staging",
+            "--host",
+            "staging.example",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        added,
+        serde_json::json!({"added": "staging", "address": "staging.example:50052",
+            "connection": "plaintext", "config": config.display().to_string(),
+            "login": "manta --profile staging login"})
+    );
+    let removed = json_of(&cmd, &["profile", "remove", "staging", "--json"]);
+    assert_eq!(
+        removed,
+        serde_json::json!({"removed": "staging", "config": config.display().to_string(),
+            "default_profile_removed": false})
+    );
+
+    // logout, with something stored and then with nothing.
+    let out = json_of(&cmd, &["logout", "--json"]);
+    assert_eq!(
+        out,
+        serde_json::json!({"logged_out": true, "profile": "local",
+            "manager": format!("127.0.0.1:{port}"),
+            "removed_from": format!("credentials file {} [profile.local]", creds.display()),
+            "removed": ["token", "refresh_token"], "token_variable_left": null})
+    );
+    assert_eq!(cmd.run(&["whoami"]).0, cli::EXIT_AUTH);
+    cmd.env
+        .push(("MANTA_TOKEN".into(), "set-by-the-user".into()));
+    let out = json_of(&cmd, &["logout", "--json"]);
+    assert_eq!(
+        out,
+        serde_json::json!({"logged_out": false, "profile": "local", "manager": null,
+            "removed_from": null, "removed": [], "token_variable_left": "MANTA_TOKEN"})
+    );
+    drop(bg);
 }

@@ -111,7 +111,7 @@ fn refusals_say_one_cause_and_one_next_step() {
     assert_eq!(
         err,
         format!(
-            "error: not found: no cluster with id \"{id}\"; check the id with the matching `manta ... list` command\n"
+            "error: no cluster has the id or name `{id}`; list clusters with `manta cluster list`\n"
         )
     );
 
@@ -399,4 +399,47 @@ async fn a_manager_that_never_answers_is_waited_for_visibly_then_named() {
             "waiting for 127.0.0.1:{port} to answer get_user (gives up after 1s)"
         )]
     );
+}
+
+#[test]
+fn a_deployer_without_cluster_read_still_deploys_by_id() {
+    let bg = manager();
+    let m = bg.m();
+    m.add_user(
+        "carol",
+        PASSWORD,
+        &["swarm:deploy", "swarm:read", "module:upload"],
+    );
+    let carol = m.core.find_user("carol").unwrap();
+    let platform = m.core.platform();
+    let lab = platform.create_cluster(&carol.id, "lab").unwrap();
+    let operator = manta_manager::platform::Viewer::operator();
+    platform
+        .set_cluster_running(&operator, &lab.id, true)
+        .unwrap();
+    let token = m.token("carol", &["swarm:deploy", "swarm:read", "module:upload"]);
+    let env = [("MANTA_TOKEN", token.expose_secret())];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.zip"), b"PK\x03\x04").unwrap();
+    let file = dir.path().join("swarm.json");
+    std::fs::write(&file, r#"{"name":"fl","tasks":[{"alias":"t","module":{"name":"train","image":"python:3.11","program":"train.zip"}}]}"#).unwrap();
+    let file = file.to_str().unwrap();
+    // Names cannot be looked up without `cluster:read`, but an id needs no look-up.
+    let (code, err) = manta(
+        &env,
+        &strs(&at(
+            m.port(),
+            &["swarm", "deploy", "--cluster", &lab.id, file],
+        )),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = manta(
+        &env,
+        &strs(&at(
+            m.port(),
+            &["swarm", "deploy", "--cluster", "lab", file],
+        )),
+    );
+    assert_eq!(code, cli::EXIT_NOT_FOUND, "{err}");
+    assert!(err.contains("\"lab\""), "{err}");
 }

@@ -159,12 +159,12 @@ pub(crate) enum ProfileCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClusterCommand {
-    /// List cluster ids
+    /// List clusters: id, status and name
     List,
     /// Show one cluster
     Get {
-        /// The cluster id
-        id: String,
+        /// The cluster id, or the name of exactly one cluster
+        cluster: String,
     },
     /// Create a cluster
     Create {
@@ -174,13 +174,13 @@ pub(crate) enum ClusterCommand {
     },
     /// Start a cluster
     Start {
-        /// The cluster id
-        id: String,
+        /// The cluster id, or the name of exactly one cluster
+        cluster: String,
     },
     /// Stop a cluster
     Stop {
-        /// The cluster id
-        id: String,
+        /// The cluster id, or the name of exactly one cluster
+        cluster: String,
     },
 }
 
@@ -188,7 +188,7 @@ pub(crate) enum ClusterCommand {
 pub(crate) enum SwarmCommand {
     /// Deploy a swarm described in a JSON file (see docs/cli.md)
     Deploy {
-        /// The cluster to deploy to
+        /// The cluster to deploy to: its id, or the name of exactly one cluster
         #[arg(long)]
         cluster: String,
         /// The swarm file

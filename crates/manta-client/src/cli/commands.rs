@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use clap::CommandFactory as _;
 use manta_config::{
     ClientConfig, ConfigDocument, ConfigError, CredentialSlot, CredentialStore, DEFAULT_PROFILE,
     KEYRING_SERVICE, MANTA_TOKEN, MantaHome, Profile, ResolvedToken, SelectedProfile,
@@ -60,7 +59,7 @@ pub(super) fn dispatch(cli: super::Cli, ctx: &mut Context<'_>, out: Out<'_>) -> 
             // clap_complete panics when its writer fails (e.g. `| head` closed the pipe),
             // so the script is rendered first and written with the error kept.
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut super::Cli::command(), "manta", &mut script);
+            clap_complete::generate(shell, &mut super::command(), "manta", &mut script);
             out.write_all(&script).map_err(io_err)
         }
         Command::Profile(p) => profile(p, g, ctx, out),
@@ -586,6 +585,13 @@ async fn token(
                 let exp = manta_auth::inspect(new.expose_secret())
                     .ok()
                     .and_then(|i| i.claims.exp);
+                if g.json {
+                    return print_json(
+                        out,
+                        &json!({"renewed": "session", "token_expires_at": time_json(exp),
+                                "stored_in": place_name(home, store, &conn.slot), "token": null}),
+                    );
+                }
                 return writeln!(
                     out,
                     "session renewed; token expires in {}; token and session refresh token stored in {}",
@@ -604,6 +610,16 @@ async fn token(
                 Some(kind) => Some(store_session(kind, &new, None, ctx, at)?),
                 None => None,
             };
+            if g.json {
+                // With a token from the environment the new one is printed for the caller
+                // to put there, as without --json.
+                let token = stored.is_none().then(|| new.expose_secret().to_owned());
+                return print_json(
+                    out,
+                    &json!({"renewed": "token", "token_expires_at": time_json(exp),
+                            "stored_in": stored, "token": token}),
+                );
+            }
             match stored {
                 Some(place) => writeln!(
                     out,
@@ -669,6 +685,9 @@ async fn token(
         }
         TokenCommand::Revoke { id } => {
             api.revoke_api_token(&id).await?;
+            if g.json {
+                return print_json(out, &json!({"revoked": true, "id": id}));
+            }
             writeln!(out, "revoked API token {id}").map_err(io_err)
         }
         TokenCommand::Inspect { .. } => Ok(()),
@@ -685,10 +704,11 @@ async fn logout(g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
     let name = &selected.name;
     let slot = CredentialSlot::new(name);
     let variables = [configured.token_env.as_deref(), Some(MANTA_TOKEN)];
-    let untouched = variables
+    let untouched_variable = variables
         .into_iter()
         .flatten()
-        .find(|v| ctx.env.get_non_empty(v).is_some())
+        .find(|v| ctx.env.get_non_empty(v).is_some());
+    let untouched = untouched_variable
         .map(|v| {
             format!(
                 "; the token in environment variable {v} is not managed by manta and was left as is"
@@ -701,6 +721,14 @@ async fn logout(g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
         None => manta_config::read_keyring_credential(ctx.store, &slot).unwrap_or(None),
     };
     let Some(cred) = stored else {
+        if g.json {
+            return print_json(
+                out,
+                &json!({"logged_out": false, "profile": name, "manager": null,
+                        "removed_from": null, "removed": [],
+                        "token_variable_left": untouched_variable}),
+            );
+        }
         return writeln!(
             out,
             "not logged out: nothing is stored for profile {name}{untouched}"
@@ -739,6 +767,19 @@ async fn logout(g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
         "the token"
     };
     match server {
+        Ok(()) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) if g.json => {
+            let removed: &[&str] = if cred.refresh_token.is_some() {
+                &["token", "refresh_token"]
+            } else {
+                &["token"]
+            };
+            print_json(
+                out,
+                &json!({"logged_out": true, "profile": name, "manager": target,
+                        "removed_from": cred.source.to_string(), "removed": removed,
+                        "token_variable_left": untouched_variable}),
+            )
+        }
         Ok(()) | Err(Error::Authentication { .. } | Error::TokenExpired { .. }) => writeln!(
             out,
             "logged out of profile {name} ({target}); removed {what} from {}{untouched}",
@@ -1021,6 +1062,12 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
             let mut doc = open_client_config(&path)?;
             doc.set_str("default_profile", &name)?;
             doc.save(&path)?;
+            if g.json {
+                return print_json(
+                    out,
+                    &json!({"default_profile": name, "config": path.display().to_string()}),
+                );
+            }
             writeln!(out, "default profile is now {name} ({})", path.display()).map_err(io_err)
         }
         ProfileCommand::Add { name, token_env } => {
@@ -1054,6 +1101,14 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
             // Loading it back proves the file is still one `manta` reads.
             let added =
                 ClientConfig::load(&home, &ctx.env)?.select(Some(&name), &ctx.env, &path)?;
+            if g.json {
+                return print_json(
+                    out,
+                    &json!({"added": name, "address": added.profile.address(),
+                            "connection": connection_kind(&added.profile),
+                            "config": path.display().to_string(), "login": login_command(&name)}),
+                );
+            }
             writeln!(
                 out,
                 "added profile {name} ({}, {}) to {}; sign in with `{}`",
@@ -1080,6 +1135,13 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                 doc.remove("default_profile");
             }
             doc.save(&path)?;
+            if g.json {
+                return print_json(
+                    out,
+                    &json!({"removed": name, "config": path.display().to_string(),
+                            "default_profile_removed": was_default}),
+                );
+            }
             let note = if was_default {
                 "; it was the default profile, so default_profile was removed too"
             } else {
@@ -1136,11 +1198,78 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
     }
 }
 
+/// The cluster `given` names: the one with that id or, when no cluster has it as its id,
+/// the only cluster the caller can see with that name. Names are not unique, so a name
+/// that several clusters share is refused with their ids.
+async fn resolve_cluster(api: &UserApi, given: &str) -> Result<crate::types::Cluster> {
+    let given = given.trim();
+    match api.get_cluster(given).await {
+        Ok(c) => return Ok(c),
+        // The manager answers NOT_FOUND (or INVALID_ARGUMENT for something that cannot be
+        // an id) for an id it does not know: `given` may be a name.
+        Err(Error::NotFound { .. } | Error::InvalidArgument { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut named = Vec::new();
+    for id in api.list_clusters().await? {
+        match api.get_cluster(&id).await {
+            Ok(c) if c.name == given => named.push(c),
+            // Removed since it was listed.
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match named.len() {
+        0 => Err(Error::UnknownCluster {
+            given: given.to_owned(),
+        }),
+        1 => Ok(named.remove(0)),
+        _ => Err(Error::AmbiguousCluster {
+            name: given.to_owned(),
+            ids: named.into_iter().map(|c| c.id).collect(),
+        }),
+    }
+}
+
+/// The id of the cluster `given` names (see [`resolve_cluster`]). A caller who may deploy
+/// but not read clusters cannot look names up: then `given` is passed on as an id, and the
+/// manager decides.
+async fn cluster_id(api: &UserApi, given: &str) -> Result<String> {
+    match resolve_cluster(api, given).await {
+        Ok(c) => Ok(c.id),
+        Err(Error::PermissionDenied { .. }) => Ok(given.trim().to_owned()),
+        Err(e) => Err(e),
+    }
+}
+
 async fn cluster(c: ClusterCommand, api: &UserApi, g: &Global, out: Out<'_>) -> Result<()> {
     match c {
-        ClusterCommand::List => ids(out, g, &api.list_clusters().await?),
-        ClusterCommand::Get { id } => show_cluster(out, g, &api.get_cluster(&id).await?),
-        ClusterCommand::Start { id } => show_cluster(out, g, &api.start_cluster(&id).await?),
+        ClusterCommand::List => {
+            let mut clusters = Vec::new();
+            for id in api.list_clusters().await? {
+                match api.get_cluster(&id).await {
+                    Ok(c) => clusters.push(c),
+                    // Removed since it was listed.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if g.json {
+                return print_json(out, &to_json(&clusters));
+            }
+            for c in &clusters {
+                writeln!(out, "{}  {:<8} {}", c.id, c.status, printable(&c.name))
+                    .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        ClusterCommand::Get { cluster } => {
+            show_cluster(out, g, &resolve_cluster(api, &cluster).await?)
+        }
+        ClusterCommand::Start { cluster } => {
+            let id = resolve_cluster(api, &cluster).await?.id;
+            show_cluster(out, g, &api.start_cluster(&id).await?)
+        }
         ClusterCommand::Create { name } => {
             let id = api.create_cluster(name.as_deref()).await?;
             if g.json {
@@ -1149,10 +1278,37 @@ async fn cluster(c: ClusterCommand, api: &UserApi, g: &Global, out: Out<'_>) -> 
                 writeln!(out, "{id}").map_err(io_err)
             }
         }
-        ClusterCommand::Stop { id } => {
+        ClusterCommand::Stop { cluster } => {
+            let id = resolve_cluster(api, &cluster).await?.id;
             let msg = api.stop_cluster(&id).await?;
-            writeln!(out, "{msg}").map_err(io_err)
+            if g.json {
+                print_json(out, &json!({"cluster_id": id, "message": msg}))
+            } else {
+                writeln!(out, "{}", printable(&msg)).map_err(io_err)
+            }
         }
+    }
+}
+
+/// Text from the manager (names other users chose) with what a terminal would act on
+/// rather than show, control characters and bidirectional overrides, written as
+/// `\u{..}` escapes, so a name cannot move the cursor or reorder what is shown.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let acts =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(acts) {
+        text.chars()
+            .map(|c| {
+                if acts(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -1173,7 +1329,11 @@ fn show_cluster(out: Out<'_>, g: &Global, c: &crate::types::Cluster) -> Result<(
     writeln!(
         out,
         "{} {} {} nodes at {}:{}",
-        c.id, c.name, c.status, c.node_host, c.node_port
+        c.id,
+        printable(&c.name),
+        c.status,
+        c.node_host,
+        c.node_port
     )
     .map_err(io_err)
 }
@@ -1248,12 +1408,17 @@ async fn swarm(s: SwarmCommand, api: &UserApi, g: &Global, out: Out<'_>) -> Resu
     match s {
         SwarmCommand::Deploy { cluster, file } => {
             let spec = read_swarm(&file)?;
+            let cluster = cluster_id(api, &cluster).await?;
             let swarm = api.deploy_swarm(&cluster, &spec).await?;
             show_swarm(out, g, &swarm)
         }
         SwarmCommand::Stop { id } => {
             let msg = api.stop_swarm(&id).await?;
-            writeln!(out, "{msg}").map_err(io_err)
+            if g.json {
+                print_json(out, &json!({"swarm_id": id, "message": msg}))
+            } else {
+                writeln!(out, "{}", printable(&msg)).map_err(io_err)
+            }
         }
         SwarmCommand::List => ids(out, g, &api.list_swarms().await?),
         SwarmCommand::Get { id } => show_swarm(out, g, &api.get_swarm(&id).await?),
@@ -1267,7 +1432,10 @@ fn show_swarm(out: Out<'_>, g: &Global, s: &crate::types::Swarm) -> Result<()> {
     writeln!(
         out,
         "{} {} {} on cluster {}",
-        s.id, s.name, s.status, s.cluster_id
+        s.id,
+        printable(&s.name),
+        s.status,
+        s.cluster_id
     )
     .map_err(io_err)
 }

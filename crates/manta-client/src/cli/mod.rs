@@ -83,8 +83,11 @@ pub fn exit_code(e: &Error) -> u8 {
             EXIT_CONFIG
         }
         Error::PermissionDenied { .. } => EXIT_PERMISSION,
-        Error::NotFound { .. } => EXIT_NOT_FOUND,
-        Error::InvalidArgument { .. } | Error::Setting { .. } | Error::Token(_) => EXIT_USAGE,
+        Error::NotFound { .. } | Error::UnknownCluster { .. } => EXIT_NOT_FOUND,
+        Error::InvalidArgument { .. }
+        | Error::AmbiguousCluster { .. }
+        | Error::Setting { .. }
+        | Error::Token(_) => EXIT_USAGE,
         Error::Unavailable { .. } | Error::Timeout { .. } | Error::RateLimited { .. } => {
             EXIT_UNAVAILABLE
         }
@@ -92,6 +95,13 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::Unimplemented { .. } => EXIT_UNIMPLEMENTED,
         _ => EXIT_FAILURE,
     }
+}
+
+/// The `manta` command line as a clap [`clap::Command`]: what `manta completions` and the
+/// release's man pages are generated from.
+#[must_use]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// The process entry point used by `main`: real arguments, streams, environment and keyring.

@@ -38,7 +38,7 @@ pub enum ClusterCommand {
 pub enum NodeTokenCommand {
     /// Issues a bootstrap token for nodes to join a cluster and prints only the token.
     Issue {
-        /// The cluster id.
+        /// The cluster: its id, or the name of exactly one cluster.
         #[arg(long)]
         cluster: String,
         /// Lifetime such as `7d`, `12h`, `15m` or seconds (default 24h).
@@ -48,7 +48,7 @@ pub enum NodeTokenCommand {
     /// Revokes every bootstrap token of a cluster issued so far (registered nodes keep
     /// their own tokens).
     Revoke {
-        /// The cluster id.
+        /// The cluster: its id, or the name of exactly one cluster.
         #[arg(long)]
         cluster: String,
     },
@@ -59,7 +59,7 @@ pub enum NodeTokenCommand {
 pub enum NodeCommand {
     /// Lists registered nodes with liveness.
     List {
-        /// Only nodes of this cluster.
+        /// Only nodes of this cluster (its id, or the name of exactly one cluster).
         #[arg(long)]
         cluster: Option<String>,
         /// Prints JSON lines.
@@ -115,8 +115,30 @@ fn node_json(n: &NodeView) -> serde_json::Value {
     })
 }
 
-fn cluster_of(ctx: &Context, id: &str) -> Result<ClusterRecord> {
-    ctx.core.platform().cluster(&Viewer::operator(), id)
+/// The cluster `given` names: the one with that id or, when no cluster has it as its id,
+/// the only cluster with that name. Names are not unique, so a name that several clusters
+/// share is refused with their ids.
+fn cluster_of(ctx: &Context, given: &str) -> Result<ClusterRecord> {
+    let platform = ctx.core.platform();
+    let viewer = Viewer::operator();
+    match platform.cluster(&viewer, given) {
+        Err(Error::NotFound { .. }) => {}
+        found => return found,
+    }
+    let given = given.trim();
+    let mut named: Vec<ClusterRecord> = platform
+        .clusters(&viewer)?
+        .into_iter()
+        .filter(|c| c.name == given)
+        .collect();
+    match named.len() {
+        0 => Err(Error::UnknownCluster(given.to_owned())),
+        1 => Ok(named.remove(0)),
+        _ => Err(Error::AmbiguousCluster {
+            name: given.to_owned(),
+            ids: named.into_iter().map(|c| c.id).collect(),
+        }),
+    }
 }
 
 pub(super) fn cluster_command(
@@ -166,6 +188,7 @@ pub(super) fn node_token_command(
             writeln!(out, "{}", token.expose_secret()).map_err(io_err)
         }
         NodeTokenCommand::Revoke { cluster } => {
+            let cluster = cluster_of(ctx, &cluster)?.id;
             ctx.core
                 .platform()
                 .revoke_bootstrap(&Viewer::operator(), &cluster)?;
@@ -184,9 +207,10 @@ pub(super) fn node_command(ctx: &Context, cmd: NodeCommand, out: &mut dyn Write)
     let registry = ctx.core.platform().registry();
     match cmd {
         NodeCommand::List { cluster, json } => {
-            if let Some(c) = &cluster {
-                cluster_of(ctx, c)?;
-            }
+            let cluster = match &cluster {
+                Some(c) => Some(cluster_of(ctx, c)?.id),
+                None => None,
+            };
             for n in registry.list(cluster.as_deref())? {
                 if json {
                     writeln!(out, "{}", node_json(&n)).map_err(io_err)?;

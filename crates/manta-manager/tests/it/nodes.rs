@@ -593,8 +593,10 @@ fn admin_cli_manages_clusters_tokens_and_nodes_and_explains_mistakes() {
         String::from_utf8(out.stderr).unwrap()
     };
     let err = fail(&["node-token", "issue", "--cluster", "nope"]);
-    assert!(err.contains("no cluster with id \"nope\""), "{err}");
-    assert!(err.contains("list"), "{err}");
+    assert_eq!(
+        err,
+        "manta-manager: no cluster has the id or name \"nope\"; list clusters with `manta-manager cluster list`\n"
+    );
     let err = fail(&["node", "show", "abc"]);
     assert!(err.contains("manta-manager node list"), "{err}");
     let err = fail(&["node", "remove", "abc"]);
@@ -603,6 +605,75 @@ fn admin_cli_manages_clusters_tokens_and_nodes_and_explains_mistakes() {
     assert!(err.contains("cluster name"), "{err}");
     let err = fail(&["node-token", "issue", "--cluster", id, "--ttl", "5x"]);
     assert!(err.contains("unknown unit"), "{err}");
+}
+
+/// `--cluster` takes the name of exactly one cluster as well as an id, in every admin
+/// command that has it; a name several clusters share is refused with their ids.
+#[test]
+fn admin_cli_takes_a_unique_cluster_name_for_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let edge = admin(data, None, &["cluster", "create", "edge"], "");
+    let edge = edge.trim();
+    let token = admin(
+        data,
+        None,
+        &["node-token", "issue", "--cluster", "edge"],
+        "",
+    );
+    assert_eq!(claims(token.trim())["cluster_id"], edge, "{token}");
+    assert_eq!(
+        admin(data, None, &["node", "list", "--cluster", "edge"], ""),
+        ""
+    );
+    let revoked = admin(
+        data,
+        None,
+        &["node-token", "revoke", "--cluster", "edge"],
+        "",
+    );
+    assert!(revoked.contains(&format!("cluster {edge}")), "{revoked}");
+
+    let fail = |args: &[&str]| -> String {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let second = admin(data, None, &["cluster", "create", "edge"], "");
+    let second = second.trim();
+    for args in [
+        &["node-token", "issue", "--cluster", "edge"][..],
+        &["node-token", "revoke", "--cluster", "edge"][..],
+        &["node", "list", "--cluster", "edge"][..],
+    ] {
+        let err = fail(args);
+        assert!(
+            err.starts_with("manta-manager: 2 clusters are named \"edge\" (")
+                && err.contains(edge)
+                && err.contains(second)
+                && err.ends_with("); give the id of the one you mean instead\n"),
+            "{args:?}: {err}"
+        );
+        let err = fail(&[args[0], args[1], "--cluster", "edgy"]);
+        assert!(
+            err.contains("no cluster has the id or name \"edgy\""),
+            "{err}"
+        );
+    }
+    // An id still wins, and is exact.
+    let token = admin(
+        data,
+        None,
+        &["node-token", "issue", "--cluster", second],
+        "",
+    );
+    assert_eq!(claims(token.trim())["cluster_id"], second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,32 @@ fn a_closed_standard_output_exits_quietly() {
 }
 
 #[test]
+fn completions_print_a_script_and_exit_quietly_into_a_closed_pipe() {
+    for shell in ["bash", "zsh", "fish"] {
+        // No --data-dir and no store: completions describe the command line only.
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .env_remove("MANTA_MANAGER_CONFIG")
+            .env_remove("MANTA_MANAGER_DATA_DIR")
+            .current_dir(tempfile::tempdir().unwrap().path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(
+            script.contains("manta-manager") && script.contains("node-token"),
+            "{shell}: {script}"
+        );
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let (code, err) = run(&["completions", "bash"], writer.into());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(err, "");
+}
+
+#[test]
 fn logs_to_a_file_have_no_colours() {
     for no_color in [None, Some("1")] {
         let data = tempfile::tempdir().unwrap();

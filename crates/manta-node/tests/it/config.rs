@@ -1,6 +1,6 @@
 //! `config validate` against every example of the seed, `config init`, `show` and `list`.
 
-use crate::support::{Home, cli, good_jwt, jwt, mode};
+use crate::support::{Home, bin, cli, good_jwt, jwt, mode};
 
 const PRODUCTION: &str = "[identity]\nsecured_token = \"${MANTA_PROD_TOKEN}\"\nalias = \"prod-worker-${HOSTNAME}\"\nrandom_id = false\n";
 const DEVELOPMENT: &str = "[identity]\nsecured_token = \"${MANTA_DEV_TOKEN:dev_token_here}\"\nalias = \"dev-${USER}-node\"\nrandom_id = true\n";
@@ -405,6 +405,31 @@ fn list_shows_names_and_creates_nothing() {
         .map(|l| l.split('\t').next().unwrap())
         .collect();
     assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn list_json_is_one_object_with_the_folder_and_each_configuration() {
+    let home = Home::new();
+    let out = bin(&home, &["config", "list", "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let nodes_dir = home.root().join("nodes");
+    assert_eq!(v["nodes_dir"], nodes_dir.display().to_string());
+    assert_eq!(v["configs"], serde_json::json!([]));
+    home.write("b", PRODUCTION);
+    home.write("a", EDGE);
+    let out = bin(&home, &["config", "list", "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["configs"],
+        serde_json::json!([
+            {"name": "a", "path": nodes_dir.join("a.toml").display().to_string()},
+            {"name": "b", "path": nodes_dir.join("b.toml").display().to_string()},
+        ])
+    );
+    // The token in a configuration never reaches the listing.
+    assert!(!out.stdout.contains("secured_token"), "{}", out.stdout);
 }
 
 #[test]
