@@ -213,8 +213,10 @@ impl UserApiBuilder {
         self
     }
 
-    /// mTLS with the folder's `ca.crt`, `client.crt` and `client.key`; a missing or
-    /// invalid file is an error at [`UserApiBuilder::build`], never a plaintext fallback.
+    /// TLS with the folder's `ca.crt`: mTLS when the folder also holds `client.crt` and
+    /// `client.key`, server-authenticated TLS with that private CA when it holds `ca.crt`
+    /// alone. Half a client pair, a missing `ca.crt` or an invalid file is an error at
+    /// [`UserApiBuilder::build`], never a plaintext fallback.
     pub fn cert_folder(mut self, folder: impl Into<PathBuf>) -> Self {
         self.cert_folder = Some(folder.into());
         self

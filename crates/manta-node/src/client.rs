@@ -35,23 +35,25 @@ pub struct ManagerClient {
 
 impl ManagerClient {
     /// A client for the manager named by `cfg.network`, with TLS from `cfg.security` when
-    /// `use_tls` is set (the certificate folder must then be complete, per manta-tls).
+    /// `use_tls` is set (see [`client_tls`]).
     ///
     /// # Errors
     /// [`NodeError::Tls`] when the certificate folder is unusable or the address invalid.
     pub fn new(cfg: &NodeConfig, env: &Env) -> Result<Self, NodeError> {
+        Self::with_tls(cfg, client_tls(cfg, env)?.as_ref())
+    }
+
+    /// A client for the manager named by `cfg.network` with TLS material already loaded
+    /// (`None`: plaintext, unless the port is 443).
+    ///
+    /// # Errors
+    /// [`NodeError::Tls`] when the address is invalid.
+    pub fn with_tls(
+        cfg: &NodeConfig,
+        tls: Option<&manta_tls::ClientTls>,
+    ) -> Result<Self, NodeError> {
         let endpoint = format!("{}:{}", cfg.network.manager_host, cfg.network.manager_port);
-        let tls = if cfg.security.use_tls {
-            let tls = manta_tls::ClientTls::from_folder(cfg.cert_folder(env))?;
-            Some(if cfg.security.verify_ssl {
-                tls
-            } else {
-                tls.danger_accept_invalid_certs()?
-            })
-        } else {
-            None
-        };
-        let (ep, connector) = manta_tls::endpoint(&endpoint, tls.as_ref())?;
+        let (ep, connector) = manta_tls::endpoint(&endpoint, tls)?;
         let channel = ep
             .connect_timeout(Duration::from_secs(5))
             .timeout(CALL_TIMEOUT)
@@ -218,6 +220,13 @@ impl ManagerClient {
         } else {
             status.message().to_owned()
         };
+        // A manager that requires the client certificate a ca.crt-only folder lacks: a
+        // configuration error naming the files to add, not "cannot reach".
+        if let Some(refusal) = std::error::Error::source(&status)
+            .and_then(manta_tls::TlsError::client_certificate_refusal_in)
+        {
+            return NodeError::Tls(refusal);
+        }
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
                 NodeError::Unavailable {
@@ -240,6 +249,25 @@ impl ManagerClient {
             _ => NodeError::BadResponse { operation, detail },
         }
     }
+}
+
+/// The TLS material `cfg.security` asks for: `None` without `use_tls`; else the certificate
+/// folder as manta-tls reads it (`ca.crt` alone: TLS with that private CA; with
+/// `client.crt` and `client.key`: mTLS), verification turned off only by
+/// `verify_ssl = false`.
+///
+/// # Errors
+/// [`NodeError::Tls`] naming the missing or invalid file.
+pub fn client_tls(cfg: &NodeConfig, env: &Env) -> Result<Option<manta_tls::ClientTls>, NodeError> {
+    if !cfg.security.use_tls {
+        return Ok(None);
+    }
+    let tls = manta_tls::ClientTls::from_folder(cfg.cert_folder(env))?;
+    Ok(Some(if cfg.security.verify_ssl {
+        tls
+    } else {
+        tls.danger_accept_invalid_certs()?
+    }))
 }
 
 /// Whether a status came from the transport rather than the manager.
