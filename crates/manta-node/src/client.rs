@@ -31,6 +31,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ManagerClient {
     channel: Channel,
     endpoint: String,
+    /// The TLS client the channel connects with, asked why a connection failed.
+    tls: Option<manta_tls::ClientTls>,
 }
 
 impl ManagerClient {
@@ -61,7 +63,11 @@ impl ManagerClient {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20))
             .connect_with_connector_lazy(connector);
-        Ok(Self { channel, endpoint })
+        Ok(Self {
+            channel,
+            endpoint,
+            tls: tls.cloned(),
+        })
     }
 
     /// `host:port` of the manager.
@@ -222,8 +228,16 @@ impl ManagerClient {
         };
         // A manager that requires the client certificate a ca.crt-only folder lacks: a
         // configuration error naming the files to add, not "cannot reach".
-        if let Some(refusal) = std::error::Error::source(&status)
-            .and_then(manta_tls::TlsError::client_certificate_refusal_in)
+        // hyper may fail the call with a bare "operation was canceled" and drop the
+        // connection's error, so the TLS client is asked too.
+        if is_transport(&status)
+            && let Some(refusal) = std::error::Error::source(&status)
+                .and_then(manta_tls::TlsError::client_certificate_refusal_in)
+                .or_else(|| {
+                    self.tls
+                        .as_ref()
+                        .and_then(manta_tls::ClientTls::client_certificate_refusal)
+                })
         {
             return NodeError::Tls(refusal);
         }

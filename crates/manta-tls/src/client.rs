@@ -53,6 +53,10 @@ struct ClientInner {
     pair: Option<Arc<Shared<LoadedPair>>>,
     config: Arc<ClientConfig>,
     danger: bool,
+    /// The address of the last server that refused a connection for want of a client
+    /// certificate, until a connection is accepted again (see
+    /// [`ClientTls::client_certificate_refusal`]).
+    refused_by: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -192,6 +196,36 @@ impl ClientTls {
         (Arc::new(config), Some(asked))
     }
 
+    /// The refusal of the last connection made with this client (or a clone), when a server
+    /// refused it because it requires a client certificate this client does not have;
+    /// `None` once a connection is accepted again.
+    ///
+    /// hyper fails the calls waiting on a connection that closes with "operation was
+    /// canceled" and drops the connection's own error, so a caller that sees a transport
+    /// failure asks here whether that is its cause.
+    pub fn client_certificate_refusal(&self) -> Option<TlsError> {
+        let address = self
+            .inner
+            .refused_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        Some(TlsError::ClientCertificateRequired {
+            address,
+            folder: self.trust_folder(),
+        })
+    }
+
+    /// Records the outcome of a connection that sent no certificate when asked for one:
+    /// refused by `address`, or accepted (`None`).
+    pub(crate) fn note_refusal(&self, address: Option<&str>) {
+        *self
+            .inner
+            .refused_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = address.map(str::to_owned);
+    }
+
     /// The folder to name when a server requires a client certificate this client lacks:
     /// the one holding its `ca.crt`.
     pub(crate) fn trust_folder(&self) -> PathBuf {
@@ -260,6 +294,7 @@ impl ClientTls {
                 pair,
                 config: Arc::new(config),
                 danger,
+                refused_by: std::sync::Mutex::new(None),
             }),
             server_name: None,
         })

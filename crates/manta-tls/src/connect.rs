@@ -69,15 +69,29 @@ pub struct TlsLink {
     /// requires a certificate refuses only after the client's handshake finished, with an
     /// alert (or a reset, when it hangs up before the alert is read), so the first read
     /// decides. The error it turns into names the folder to complete.
-    pending_refusal: Option<TlsError>,
+    pending_refusal: Option<(ClientTls, String)>,
 }
 
 impl TlsLink {
     /// The failure to report instead of `err` while the server's verdict is pending.
     fn refused(&mut self, err: Option<io::Error>) -> io::Error {
         match self.pending_refusal.take() {
-            Some(refusal) => io::Error::new(io::ErrorKind::PermissionDenied, refusal),
+            Some((client, address)) => {
+                client.note_refusal(Some(&address));
+                let refusal = TlsError::ClientCertificateRequired {
+                    address,
+                    folder: client.trust_folder(),
+                };
+                io::Error::new(io::ErrorKind::PermissionDenied, refusal)
+            }
             None => err.unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+
+    /// The server sent data, so it accepted the connection without a certificate.
+    fn accepted(&mut self) {
+        if let Some((client, _)) = self.pending_refusal.take() {
+            client.note_refusal(None);
         }
     }
 }
@@ -98,8 +112,7 @@ impl AsyncRead for ClientStream {
                 }
                 match polled {
                     Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                        // The server sent data: it accepted the connection.
-                        link.pending_refusal = None;
+                        link.accepted();
                         Poll::Ready(Ok(()))
                     }
                     Poll::Ready(Ok(())) => Poll::Ready(Err(link.refused(None))),
@@ -220,14 +233,21 @@ impl tower::Service<Uri> for TlsConnector {
                     // TLS 1.2 refuses a missing certificate inside the handshake.
                     let detail = chain(&e);
                     if detail.contains("CertificateRequired") && asked.is_some() {
+                        client.note_refusal(Some(&format!("{host}:{port}")));
                         refusal()
                     } else {
                         connect_err(format!("TLS handshake failed: {detail}"))
                     }
                 })?;
-            let pending_refusal = asked
-                .filter(|a| a.load(std::sync::atomic::Ordering::Relaxed))
-                .map(|_| refusal());
+            let asked = asked.filter(|a| {
+                let asked = a.load(std::sync::atomic::Ordering::Relaxed);
+                if !asked {
+                    // This server does not want a certificate: nothing to refuse.
+                    client.note_refusal(None);
+                }
+                asked
+            });
+            let pending_refusal = asked.map(|_| (client.clone(), format!("{host}:{port}")));
             Ok(TokioIo::new(ClientStream::Tls(Box::new(TlsLink {
                 stream,
                 pending_refusal,
