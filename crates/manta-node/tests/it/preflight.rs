@@ -67,6 +67,9 @@ impl Pki {
     }
 }
 
+/// A configuration, its environment, and the text `start` must print.
+type Case<'a> = (String, Vec<(&'a str, &'a str)>, String);
+
 #[test]
 fn validate_fails_wherever_start_fails_before_connecting_with_the_same_text() {
     let pki = Pki::new();
@@ -80,7 +83,7 @@ fn validate_fails_wherever_start_fails_before_connecting_with_the_same_text() {
     let no_ca = pki.folder("no-ca", &["client.crt", "client.key"]);
     let half = pki.folder("half", &["ca.crt", "client.crt"]);
     let tok = good_jwt();
-    let cases: Vec<(String, Vec<(&str, &str)>, String)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             config(port, &tls(&missing), ""),
             vec![("T", &tok)],
