@@ -213,8 +213,10 @@ impl UserApiBuilder {
         self
     }
 
-    /// mTLS with the folder's `ca.crt`, `client.crt` and `client.key`; a missing or
-    /// invalid file is an error at [`UserApiBuilder::build`], never a plaintext fallback.
+    /// TLS with the folder's `ca.crt`: mTLS when the folder also holds `client.crt` and
+    /// `client.key`, server-authenticated TLS with that private CA when it holds `ca.crt`
+    /// alone. Half a client pair, a missing `ca.crt` or an invalid file is an error at
+    /// [`UserApiBuilder::build`], never a plaintext fallback.
     pub fn cert_folder(mut self, folder: impl Into<PathBuf>) -> Self {
         self.cert_folder = Some(folder.into());
         self
@@ -306,7 +308,7 @@ impl UserApiBuilder {
         Ok(tls)
     }
 
-    fn channel(&self) -> Result<(Channel, bool)> {
+    fn channel(&self) -> Result<(Channel, bool, Option<manta_tls::ClientTls>)> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Setting {
                 message: "UserApi must be built inside a tokio runtime; use manta_client::blocking::UserApi from synchronous code"
@@ -337,7 +339,7 @@ impl UserApiBuilder {
                 message: "the user agent must be visible ASCII".into(),
             })?;
         let is_tls = connector.is_tls();
-        Ok((endpoint.connect_with_connector_lazy(connector), is_tls))
+        Ok((endpoint.connect_with_connector_lazy(connector), is_tls, tls))
     }
 
     /// Builds the API. Nothing is sent until the first call (as the published SDK).
@@ -355,7 +357,7 @@ impl UserApiBuilder {
                         .into(),
             });
         }
-        let (channel, is_tls) = self.channel()?;
+        let (channel, is_tls, client_tls) = self.channel()?;
         if !is_tls && !PLAINTEXT_SAID.swap(true, Ordering::Relaxed) {
             // Said once per process. Loopback traffic never leaves the machine, so there it
             // is information, not a warning.
@@ -397,6 +399,7 @@ impl UserApiBuilder {
                 host: self.host,
                 port: self.port,
                 tls: is_tls,
+                client_tls,
                 tokens,
                 session,
                 refreshes,
@@ -471,6 +474,8 @@ struct Inner {
     host: String,
     port: u16,
     tls: bool,
+    /// The TLS client the channel connects with, asked why a connection failed.
+    client_tls: Option<manta_tls::ClientTls>,
     tokens: Tokens,
     session: Arc<SessionToken>,
     refreshes: Arc<AtomicU64>,
@@ -694,6 +699,18 @@ impl UserApi {
     async fn explain(&self, err: Error) -> Error {
         let address = format!("{}:{}", self.inner.host, self.inner.port);
         match err {
+            // hyper fails calls on a connection that closed with a bare "operation was
+            // canceled", dropping the connection's error: ask the TLS client whether the
+            // manager refused it for want of a client certificate.
+            Error::Unavailable { .. }
+                if let Some(refusal) = self
+                    .inner
+                    .client_tls
+                    .as_ref()
+                    .and_then(manta_tls::ClientTls::client_certificate_refusal) =>
+            {
+                Error::Tls(refusal)
+            }
             Error::Unavailable { ref message } => {
                 crate::error::classify_transport(message, &address, self.inner.tls).unwrap_or(err)
             }

@@ -277,6 +277,13 @@ pub(crate) fn from_status(
     timeout: Duration,
     status: &tonic::Status,
 ) -> Error {
+    // A connection refused because the manager requires the client certificate a
+    // ca.crt-only folder lacks: say which files to add, not "unavailable".
+    if let Some(refusal) = std::error::Error::source(status)
+        .and_then(manta_tls::TlsError::client_certificate_refusal_in)
+    {
+        return Error::Tls(refusal);
+    }
     let full = redact_tokens(status.message());
     // The manager's texts end with a next step for any client; ours names the `manta`
     // command instead, so only the manager's cause is kept (one cause, one next step).

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::client::{ManagerClient, NodeRefresher, Registered, is_retryable};
+use crate::client::{ManagerClient, NodeRefresher, Registered, client_tls, is_retryable};
 use crate::error::NodeError;
 use crate::identity::{IdentityState, NodeIdentity, hostname, state_dir, unix_now};
 use crate::runfile::{RunInfo, RunLock, process_start_ticks, run_dir};
@@ -178,31 +178,24 @@ impl Agent {
     /// [`NodeError::Config`] (exit code 78) for an unusable configuration,
     /// [`NodeError::DuplicateAlias`] when an agent with this alias already runs here.
     pub fn prepare(options: AgentOptions) -> Result<Prepared, NodeError> {
-        let loaded = NodeConfig::load(&options.config_path, &options.env)?;
-        let config = loaded.value;
         let host = options.hostname.clone().unwrap_or_else(hostname);
-        let identity = NodeIdentity::resolve(&config.identity, options.alias.as_deref(), &host)?;
-        let endpoint = format!(
-            "{}:{}",
-            config.network.manager_host, config.network.manager_port
-        );
-        let state_path = IdentityState::path(&state_dir(&options.home), &identity.node_id);
-        let saved = if identity.random_id {
-            None
-        } else {
-            IdentityState::load(&state_path)?
-                .filter(|s| s.manager == endpoint && s.alias == identity.alias)
-        };
-        let warnings = check(&config, saved.is_some())?;
-        let lock = RunLock::acquire(&run_dir(&options.home), &identity.alias)?;
+        let checked = preflight(
+            &options.config_path,
+            &options.env,
+            &options.home,
+            options.alias.as_deref(),
+            &host,
+        )?;
+        let lock = RunLock::acquire(&run_dir(&options.home), &checked.identity.alias)?;
         Ok(Prepared {
             options,
-            config,
-            identity,
-            state_path,
-            saved,
+            config: checked.config,
+            identity: checked.identity,
+            state_path: checked.state_path,
+            saved: checked.saved,
+            tls: checked.tls,
             lock,
-            warnings,
+            warnings: checked.warnings,
             log_file: None,
         })
     }
@@ -214,6 +207,68 @@ impl Agent {
     pub async fn start(options: AgentOptions) -> Result<RunningAgent, NodeError> {
         Self::prepare(options)?.start().await
     }
+}
+
+/// What [`preflight`] found: a configuration `start` can connect with.
+#[derive(Debug)]
+pub struct Preflight {
+    /// The loaded configuration.
+    pub config: NodeConfig,
+    /// Who the node will be.
+    pub identity: NodeIdentity,
+    /// Its state file.
+    pub state_path: PathBuf,
+    /// The saved identity for this alias and manager, if any.
+    pub saved: Option<IdentityState>,
+    /// The loaded certificate folder when `use_tls` is set.
+    pub tls: Option<manta_tls::ClientTls>,
+    /// Findings that do not block the start.
+    pub warnings: Vec<Problem>,
+}
+
+/// Every check `manta_node start` makes before it connects, in its order: the file loads
+/// (syntax, `${VAR}` substitution, permissions), the identity resolves, the state file is
+/// usable, every validation rule passes, and the certificate folder loads. `config
+/// validate` calls this too, so both commands fail on the same problems with the same
+/// text. Reads files only: no network, no lock (a running agent is not a configuration
+/// problem), nothing written.
+///
+/// # Errors
+/// The first problem found, as `start` reports it.
+pub fn preflight(
+    config_path: &std::path::Path,
+    env: &Env,
+    home: &MantaHome,
+    alias: Option<&str>,
+    host: &str,
+) -> Result<Preflight, NodeError> {
+    let config = NodeConfig::load(config_path, env)?.value;
+    // The seed's validation first, so a bad configured alias is reported as the seed's
+    // "Invalid alias format" with its solutions; only an expired bootstrap token waits for
+    // the state file (below), which may make it harmless.
+    check(&config, true)?;
+    let identity = NodeIdentity::resolve(&config.identity, alias, host)?;
+    let endpoint = format!(
+        "{}:{}",
+        config.network.manager_host, config.network.manager_port
+    );
+    let state_path = IdentityState::path(&state_dir(home), &identity.node_id);
+    let saved = if identity.random_id {
+        None
+    } else {
+        IdentityState::load(&state_path)?
+            .filter(|s| s.manager == endpoint && s.alias == identity.alias)
+    };
+    let warnings = check(&config, saved.is_some())?;
+    let tls = client_tls(&config, env)?;
+    Ok(Preflight {
+        config,
+        identity,
+        state_path,
+        saved,
+        tls,
+        warnings,
+    })
 }
 
 /// Validation, with one exception: when a saved node identity can be resumed, an expired
@@ -249,6 +304,7 @@ pub struct Prepared {
     identity: NodeIdentity,
     state_path: PathBuf,
     saved: Option<IdentityState>,
+    tls: Option<manta_tls::ClientTls>,
     lock: RunLock,
     warnings: Vec<Problem>,
     log_file: Option<PathBuf>,
@@ -284,7 +340,7 @@ impl Prepared {
     /// state-file error.
     pub async fn start(self) -> Result<RunningAgent, NodeError> {
         let started_at = unix_now();
-        let client = ManagerClient::new(&self.config, &self.options.env)?;
+        let client = ManagerClient::with_tls(&self.config, self.tls.as_ref())?;
         let mut run = Run {
             refresh: refresh_config(&self.config),
             bootstrap: self.config.identity.secured_token.clone(),

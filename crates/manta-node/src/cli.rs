@@ -16,7 +16,7 @@ use secrecy::SecretString;
 
 use crate::agent::{Agent, AgentOptions};
 use crate::client::{AGENT_VERSION, ManagerClient};
-use crate::error::{EXIT_CONFIG, NodeError};
+use crate::error::NodeError;
 use crate::identity::{IdentityState, NodeIdentity, hostname, is_valid_alias, state_dir};
 use crate::logging;
 use crate::runfile::{self, run_dir};
@@ -94,10 +94,11 @@ struct InitArgs {
     /// The manager's address.
     #[arg(long, value_name = "HOST:PORT")]
     manager: Option<String>,
-    /// Connect with TLS using the certificate folder.
+    /// Connect with TLS using the certificate folder (implied by --cert-folder).
     #[arg(long)]
     tls: bool,
-    /// Certificate folder with ca.crt, client.crt and client.key.
+    /// Certificate folder: the manager's ca.crt, plus client.crt and client.key for mTLS.
+    /// Turns TLS on.
     #[arg(long, value_name = "DIR")]
     cert_folder: Option<String>,
     /// Replace an existing file.
@@ -106,6 +107,10 @@ struct InitArgs {
     /// Never prompt, even on a terminal.
     #[arg(long)]
     no_input: bool,
+    /// Ask the questions even when standard input is not a terminal (answers piped in,
+    /// one a line).
+    #[arg(long, conflicts_with = "no_input")]
+    interactive: bool,
 }
 
 #[derive(Debug, Args)]
@@ -293,15 +298,65 @@ fn resolve(arg: &str, home: &MantaHome) -> Result<PathBuf, NodeError> {
     Ok(NodeConfigRef::parse(arg).resolve(home)?)
 }
 
-fn prompt(io: &mut Io<'_>, question: &str, default: &str) -> Result<String, NodeError> {
-    write!(io.stderr, "{question} [{default}]: ").map_err(out_err)?;
-    io.stderr.flush().map_err(out_err)?;
-    let mut line = String::new();
-    io.stdin
-        .read_line(&mut line)
-        .map_err(|e| NodeError::io("<stdin>", e))?;
-    let answer = line.trim();
-    Ok(if answer.is_empty() { default } else { answer }.to_owned())
+/// Asks `question` until `parse` accepts the answer (an empty answer is `default`),
+/// saying why after each refused one. The end of standard input is an error, so piped
+/// answers that run out never loop.
+fn ask<T>(
+    io: &mut Io<'_>,
+    question: &str,
+    default: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, NodeError> {
+    loop {
+        write!(io.stderr, "{question} [{default}]: ").map_err(out_err)?;
+        io.stderr.flush().map_err(out_err)?;
+        let mut line = zeroize::Zeroizing::new(String::new());
+        let read = io
+            .stdin
+            .read_line(&mut line)
+            .map_err(|e| NodeError::io("<stdin>", e))?;
+        if read == 0 {
+            // End the prompt's line so the error starts on its own.
+            let _ = writeln!(io.stderr);
+            return Err(NodeError::NoAnswer {
+                question: question.to_owned(),
+            });
+        }
+        let answer = line.trim();
+        match parse(if answer.is_empty() { default } else { answer }) {
+            Ok(value) => return Ok(value),
+            Err(why) => writeln!(io.stderr, "{why}; try again").map_err(out_err)?,
+        }
+    }
+}
+
+/// An answer to "Environment variable holding the node token". Never echoed: someone may
+/// paste the token itself here.
+fn parse_token_env(answer: &str) -> Result<String, String> {
+    if is_env_name(answer) {
+        Ok(answer.to_owned())
+    } else {
+        Err("that is not a variable name (letters, digits and _, e.g. MANTA_NODE_TOKEN; to use the token itself, export it in a variable)".to_owned())
+    }
+}
+
+fn parse_alias(answer: &str) -> Result<String, String> {
+    if is_valid_alias(answer) {
+        Ok(answer.to_owned())
+    } else {
+        Err(NodeError::InvalidAlias {
+            alias: answer.to_owned(),
+        }
+        .to_string())
+    }
+}
+
+fn parse_yes_no(answer: &str) -> Result<bool, String> {
+    match answer.to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(true),
+        "n" | "no" => Ok(false),
+        _ => Err("answer y or n".to_owned()),
+    }
 }
 
 fn parse_manager(s: &str) -> Result<(String, u16), NodeError> {
@@ -335,24 +390,26 @@ fn init(a: InitArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u8,
         || a.alias.is_some()
         || a.random_id
         || a.manager.is_some()
-        || a.tls;
+        || a.tls
+        || a.cert_folder.is_some();
     let mut manager = a.manager.clone();
     let mut alias = a.alias.clone();
     let mut token_env = a.token_env.clone();
-    if io.interactive && !flags_given && !a.no_input {
+    if a.interactive || (io.interactive && !flags_given && !a.no_input) {
         writeln!(io.stderr, "Creating {}", path.display()).map_err(out_err)?;
-        let var = prompt(
+        token_env = Some(ask(
             io,
             "Environment variable holding the node token",
             "MANTA_NODE_TOKEN",
-        )?;
-        token_env = Some(var);
+            parse_token_env,
+        )?);
         let host_alias = crate::identity::alias_from_hostname(&hostname());
-        alias = Some(prompt(io, "Alias", &host_alias)?);
-        t.random_id = prompt(io, "Random node id on each start (y/n)", "n")?
-            .to_ascii_lowercase()
-            .starts_with('y');
-        manager = Some(prompt(io, "Manager address", "localhost:50051")?);
+        alias = Some(ask(io, "Alias", &host_alias, parse_alias)?);
+        t.random_id = ask(io, "Random node id on each start (y/n)", "n", parse_yes_no)?;
+        let (host, port) = ask(io, "Manager address", "localhost:50051", |m| {
+            parse_manager(m).map_err(|e| e.to_string())
+        })?;
+        manager = Some(format!("{host}:{port}"));
     } else {
         t.random_id = a.random_id;
     }
@@ -385,7 +442,8 @@ fn init(a: InitArgs, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Result<u8,
         t.manager_host = host;
         t.manager_port = port;
     }
-    t.use_tls = a.tls;
+    // A certificate folder is only read with TLS on, so naming one asks for TLS.
+    t.use_tls = a.tls || a.cert_folder.is_some();
     if let Some(folder) = a.cert_folder {
         t.cert_folder = folder;
     }
@@ -418,14 +476,19 @@ fn validate(
     io: &mut Io<'_>,
 ) -> Result<u8, NodeError> {
     let path = resolve(&a.config, home)?;
-    let config = NodeConfig::load(&path, env)?.value;
-    let report = config.validate(SystemTime::now());
-    print_problems(&report.problems, io.stdout);
-    if report.has_errors() {
-        writeln!(io.stdout, "{} is not valid", path.display()).map_err(out_err)?;
-        return Ok(EXIT_CONFIG);
-    }
+    // The checks `start` makes before it connects, by the same code, so a configuration
+    // that validates starts and one that does not fails both with the same text.
+    let checked = match crate::agent::preflight(&path, env, home, None, &hostname()) {
+        Ok(checked) => checked,
+        Err(e) => {
+            report_error(&e, io.stderr);
+            writeln!(io.stdout, "{} is not valid", path.display()).map_err(out_err)?;
+            return Ok(e.exit_code());
+        }
+    };
+    print_problems(&checked.warnings, io.stdout);
     if a.online {
+        let config = &checked.config;
         let token = config
             .identity
             .secured_token
@@ -433,7 +496,7 @@ fn validate(
             .ok_or(NodeError::TokenRequired)?;
         let runtime = runtime()?;
         runtime.block_on(async {
-            let client = ManagerClient::new(&config, env)?;
+            let client = ManagerClient::with_tls(config, checked.tls.as_ref())?;
             client.is_available(&token).await?;
             writeln!(
                 io.stdout,

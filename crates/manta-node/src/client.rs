@@ -31,27 +31,31 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ManagerClient {
     channel: Channel,
     endpoint: String,
+    /// The TLS client the channel connects with, asked why a connection failed.
+    tls: Option<manta_tls::ClientTls>,
 }
 
 impl ManagerClient {
     /// A client for the manager named by `cfg.network`, with TLS from `cfg.security` when
-    /// `use_tls` is set (the certificate folder must then be complete, per manta-tls).
+    /// `use_tls` is set (see [`client_tls`]).
     ///
     /// # Errors
     /// [`NodeError::Tls`] when the certificate folder is unusable or the address invalid.
     pub fn new(cfg: &NodeConfig, env: &Env) -> Result<Self, NodeError> {
+        Self::with_tls(cfg, client_tls(cfg, env)?.as_ref())
+    }
+
+    /// A client for the manager named by `cfg.network` with TLS material already loaded
+    /// (`None`: plaintext, unless the port is 443).
+    ///
+    /// # Errors
+    /// [`NodeError::Tls`] when the address is invalid.
+    pub fn with_tls(
+        cfg: &NodeConfig,
+        tls: Option<&manta_tls::ClientTls>,
+    ) -> Result<Self, NodeError> {
         let endpoint = format!("{}:{}", cfg.network.manager_host, cfg.network.manager_port);
-        let tls = if cfg.security.use_tls {
-            let tls = manta_tls::ClientTls::from_folder(cfg.cert_folder(env))?;
-            Some(if cfg.security.verify_ssl {
-                tls
-            } else {
-                tls.danger_accept_invalid_certs()?
-            })
-        } else {
-            None
-        };
-        let (ep, connector) = manta_tls::endpoint(&endpoint, tls.as_ref())?;
+        let (ep, connector) = manta_tls::endpoint(&endpoint, tls)?;
         let channel = ep
             .connect_timeout(Duration::from_secs(5))
             .timeout(CALL_TIMEOUT)
@@ -59,7 +63,11 @@ impl ManagerClient {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20))
             .connect_with_connector_lazy(connector);
-        Ok(Self { channel, endpoint })
+        Ok(Self {
+            channel,
+            endpoint,
+            tls: tls.cloned(),
+        })
     }
 
     /// `host:port` of the manager.
@@ -218,6 +226,21 @@ impl ManagerClient {
         } else {
             status.message().to_owned()
         };
+        // A manager that requires the client certificate a ca.crt-only folder lacks: a
+        // configuration error naming the files to add, not "cannot reach".
+        // hyper may fail the call with a bare "operation was canceled" and drop the
+        // connection's error, so the TLS client is asked too.
+        if is_transport(&status)
+            && let Some(refusal) = std::error::Error::source(&status)
+                .and_then(manta_tls::TlsError::client_certificate_refusal_in)
+                .or_else(|| {
+                    self.tls
+                        .as_ref()
+                        .and_then(manta_tls::ClientTls::client_certificate_refusal)
+                })
+        {
+            return NodeError::Tls(refusal);
+        }
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
                 NodeError::Unavailable {
@@ -240,6 +263,25 @@ impl ManagerClient {
             _ => NodeError::BadResponse { operation, detail },
         }
     }
+}
+
+/// The TLS material `cfg.security` asks for: `None` without `use_tls`; else the certificate
+/// folder as manta-tls reads it (`ca.crt` alone: TLS with that private CA; with
+/// `client.crt` and `client.key`: mTLS), verification turned off only by
+/// `verify_ssl = false`.
+///
+/// # Errors
+/// [`NodeError::Tls`] naming the missing or invalid file.
+pub fn client_tls(cfg: &NodeConfig, env: &Env) -> Result<Option<manta_tls::ClientTls>, NodeError> {
+    if !cfg.security.use_tls {
+        return Ok(None);
+    }
+    let tls = manta_tls::ClientTls::from_folder(cfg.cert_folder(env))?;
+    Ok(Some(if cfg.security.verify_ssl {
+        tls
+    } else {
+        tls.danger_accept_invalid_certs()?
+    }))
 }
 
 /// Whether a status came from the transport rather than the manager.

@@ -182,6 +182,15 @@ pub enum NodeError {
     /// A command line problem.
     #[error("{0}")]
     Usage(String),
+
+    /// Standard input ended before `config init` had an answer to a question.
+    #[error(
+        "standard input ended before an answer to \"{question}\"; answer every question, or give the values as flags (manta_node config init --help)"
+    )]
+    NoAnswer {
+        /// The question left unanswered.
+        question: String,
+    },
 }
 
 impl NodeError {

@@ -21,10 +21,10 @@ pub mod logging;
 mod runfile;
 
 pub use agent::{
-    Agent, AgentHandle, AgentOptions, AgentState, AgentStatus, DEFAULT_HEARTBEAT, Prepared,
-    RunningAgent,
+    Agent, AgentHandle, AgentOptions, AgentState, AgentStatus, DEFAULT_HEARTBEAT, Preflight,
+    Prepared, RunningAgent, preflight,
 };
-pub use client::{AGENT_VERSION, ManagerClient, NodeRefresher, Registered, overview};
+pub use client::{AGENT_VERSION, ManagerClient, NodeRefresher, Registered, client_tls, overview};
 pub use error::{EXIT_CONFIG, EXIT_FAILURE, EXIT_NOPERM, EXIT_UNAVAILABLE, NodeError};
 pub use identity::{
     IdentityState, MAX_ALIAS_LEN, NodeIdentity, alias_from_hostname, hostname, is_valid_alias,

@@ -2,6 +2,7 @@
 //! reloadable trust and identity, and the one switch that turns verification off.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
 use rustls::client::ResolvesClientCert;
@@ -52,6 +53,10 @@ struct ClientInner {
     pair: Option<Arc<Shared<LoadedPair>>>,
     config: Arc<ClientConfig>,
     danger: bool,
+    /// The address of the last server that refused a connection for want of a client
+    /// certificate, until a connection is accepted again (see
+    /// [`ClientTls::client_certificate_refusal`]).
+    refused_by: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -67,11 +72,14 @@ impl std::fmt::Debug for ClientTls {
 }
 
 impl ClientTls {
-    /// Loads a client folder holding `ca.crt`, `client.crt` and `client.key` (mTLS).
+    /// Loads a client certificate folder (the seed's `cert_folder`).
     ///
-    /// All three files are required: a folder given but incomplete is an error, never a
-    /// fall back to plaintext or to server-only TLS. For server-only TLS with a private CA
-    /// use [`ClientTls::from_files`] with no identity.
+    /// - `ca.crt`, `client.crt` and `client.key`: mTLS, the server verified against
+    ///   `ca.crt` and the client certificate presented.
+    /// - `ca.crt` alone: server-authenticated TLS with a private CA, no client certificate.
+    /// - one of `client.crt`/`client.key` without the other, no `ca.crt`, none of the files
+    ///   or no folder at all: an error naming what is missing, never a fall back to
+    ///   plaintext or to another mode than the files say.
     pub fn from_folder(folder: impl AsRef<Path>) -> Result<Self, TlsError> {
         let folder = folder.as_ref();
         if !folder.is_dir() {
@@ -80,15 +88,28 @@ impl ClientTls {
             });
         }
         let ca = folder.join(CLIENT_CA_FILE);
-        if !ca.exists() {
-            return Err(TlsError::MissingFile {
-                path: ca,
-                what: "CA certificate",
-            });
-        }
         let cert = folder.join(CLIENT_CERT_FILE);
         let key = folder.join(CLIENT_KEY_FILE);
-        Self::from_files(Some(&ca), Some((&cert, &key)))
+        // `exists` follows symlinks, so a Kubernetes secret volume's links count as files.
+        match (ca.exists(), cert.exists(), key.exists()) {
+            (false, false, false) => Err(TlsError::NoCertificates {
+                path: folder.to_path_buf(),
+            }),
+            (false, _, _) => Err(TlsError::MissingFile {
+                path: ca,
+                what: "CA certificate",
+            }),
+            (true, true, false) => Err(TlsError::IncompletePair {
+                missing: key,
+                present: CLIENT_CERT_FILE,
+            }),
+            (true, false, true) => Err(TlsError::IncompletePair {
+                missing: cert,
+                present: CLIENT_KEY_FILE,
+            }),
+            (true, false, false) => Self::from_files(Some(&ca), None),
+            (true, true, true) => Self::from_files(Some(&ca), Some((&cert, &key))),
+        }
     }
 
     /// Builds client TLS from explicit files: `ca` (None: the system roots) and an optional
@@ -159,6 +180,63 @@ impl ClientTls {
         self.inner.pair.as_ref().map(|p| p.get().identity.clone())
     }
 
+    /// A configuration for one new connection, and the flag its handshake sets when the
+    /// server asks for a client certificate this client does not have (`None` when it
+    /// presents one). Per connection, so a refusal is told apart from other failures
+    /// without guessing from another connection's handshake.
+    pub(crate) fn connection_config(&self) -> (Arc<ClientConfig>, Option<Arc<AtomicBool>>) {
+        if self.inner.pair.is_some() {
+            return (Arc::clone(&self.inner.config), None);
+        }
+        let asked = Arc::new(AtomicBool::new(false));
+        let mut config = (*self.inner.config).clone();
+        config.client_auth_cert_resolver = Arc::new(NoClientCert {
+            asked: Arc::clone(&asked),
+        });
+        (Arc::new(config), Some(asked))
+    }
+
+    /// The refusal of the last connection made with this client (or a clone), when a server
+    /// refused it because it requires a client certificate this client does not have;
+    /// `None` once a connection is accepted again.
+    ///
+    /// hyper fails the calls waiting on a connection that closes with "operation was
+    /// canceled" and drops the connection's own error, so a caller that sees a transport
+    /// failure asks here whether that is its cause.
+    pub fn client_certificate_refusal(&self) -> Option<TlsError> {
+        let address = self
+            .inner
+            .refused_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        Some(TlsError::ClientCertificateRequired {
+            address,
+            folder: self.trust_folder(),
+        })
+    }
+
+    /// Records the outcome of a connection that sent no certificate when asked for one:
+    /// refused by `address`, or accepted (`None`).
+    pub(crate) fn note_refusal(&self, address: Option<&str>) {
+        *self
+            .inner
+            .refused_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = address.map(str::to_owned);
+    }
+
+    /// The folder to name when a server requires a client certificate this client lacks:
+    /// the one holding its `ca.crt`.
+    pub(crate) fn trust_folder(&self) -> PathBuf {
+        match &self.inner.trust {
+            Trust::File(ca) => ca
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            Trust::System => PathBuf::from("the certificate folder"),
+        }
+    }
+
     /// Re-reads the files now. The new trust and identity are validated completely before
     /// anything is swapped; on error the previous material stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
@@ -203,7 +281,9 @@ impl ClientTls {
             Some(slot) => builder.with_client_cert_resolver(Arc::new(ClientResolver {
                 current: Arc::clone(slot),
             })),
-            None => builder.with_no_client_auth(),
+            None => builder.with_client_cert_resolver(Arc::new(NoClientCert {
+                asked: Arc::new(AtomicBool::new(false)),
+            })),
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Self {
@@ -214,6 +294,7 @@ impl ClientTls {
                 pair,
                 config: Arc::new(config),
                 danger,
+                refused_by: std::sync::Mutex::new(None),
             }),
             server_name: None,
         })
@@ -365,6 +446,30 @@ impl ResolvesClientCert for ClientResolver {
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+/// The resolver of a client without a certificate: it sends none (an empty Certificate
+/// message, which a server with optional client auth accepts) and records that it was
+/// asked, so a refused connection can be explained as "the server requires a certificate"
+/// (see `ClientStream`).
+#[derive(Debug)]
+struct NoClientCert {
+    asked: Arc<AtomicBool>,
+}
+
+impl ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
     }
 }
 

@@ -4,12 +4,10 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Uri;
 use hyper_util::rt::TokioIo;
-use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -21,7 +19,7 @@ use crate::error::{TlsError, chain};
 /// Connects TCP and, when TLS is on, runs the rustls handshake. Cheap to clone.
 #[derive(Clone)]
 pub struct TlsConnector {
-    tls: Option<(Arc<ClientConfig>, Option<ServerName<'static>>)>,
+    tls: Option<(ClientTls, Option<ServerName<'static>>)>,
 }
 
 impl std::fmt::Debug for TlsConnector {
@@ -42,7 +40,7 @@ impl TlsConnector {
     /// TLS with `tls`'s trust, client certificate and server-name override.
     pub fn new(tls: &ClientTls) -> Self {
         Self {
-            tls: Some((tls.client_config(), tls.server_name().cloned())),
+            tls: Some((tls.clone(), tls.server_name().cloned())),
         }
     }
 
@@ -58,7 +56,44 @@ pub enum ClientStream {
     /// Plaintext h2c.
     Plain(TcpStream),
     /// TLS; boxed because the rustls state is large.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<TlsLink>),
+}
+
+/// A TLS connection, and what to report if the server turns out to require the client
+/// certificate this client does not have.
+#[derive(Debug)]
+pub struct TlsLink {
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    /// Set while the server asked for a client certificate, none was sent, and no byte has
+    /// come back yet: the server's verdict is still out. With TLS 1.3 a server that
+    /// requires a certificate refuses only after the client's handshake finished, with an
+    /// alert (or a reset, when it hangs up before the alert is read), so the first read
+    /// decides. The error it turns into names the folder to complete.
+    pending_refusal: Option<(ClientTls, String)>,
+}
+
+impl TlsLink {
+    /// The failure to report instead of `err` while the server's verdict is pending.
+    fn refused(&mut self, err: Option<io::Error>) -> io::Error {
+        match self.pending_refusal.take() {
+            Some((client, address)) => {
+                client.note_refusal(Some(&address));
+                let refusal = TlsError::ClientCertificateRequired {
+                    address,
+                    folder: client.trust_folder(),
+                };
+                io::Error::new(io::ErrorKind::PermissionDenied, refusal)
+            }
+            None => err.unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+
+    /// The server sent data, so it accepted the connection without a certificate.
+    fn accepted(&mut self) {
+        if let Some((client, _)) = self.pending_refusal.take() {
+            client.note_refusal(None);
+        }
+    }
 }
 
 impl AsyncRead for ClientStream {
@@ -69,7 +104,22 @@ impl AsyncRead for ClientStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ClientStream::Tls(link) => {
+                let before = buf.filled().len();
+                let polled = Pin::new(&mut link.stream).poll_read(cx, buf);
+                if link.pending_refusal.is_none() {
+                    return polled;
+                }
+                match polled {
+                    Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                        link.accepted();
+                        Poll::Ready(Ok(()))
+                    }
+                    Poll::Ready(Ok(())) => Poll::Ready(Err(link.refused(None))),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(link.refused(Some(e)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 }
@@ -82,21 +132,27 @@ impl AsyncWrite for ClientStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ClientStream::Tls(link) => match Pin::new(&mut link.stream).poll_write(cx, buf) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(link.refused(Some(e)))),
+                other => other,
+            },
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ClientStream::Tls(link) => match Pin::new(&mut link.stream).poll_flush(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(link.refused(Some(e)))),
+                other => other,
+            },
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ClientStream::Tls(link) => Pin::new(&mut link.stream).poll_shutdown(cx),
         }
     }
 
@@ -107,14 +163,19 @@ impl AsyncWrite for ClientStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            ClientStream::Tls(link) => {
+                match Pin::new(&mut link.stream).poll_write_vectored(cx, bufs) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(link.refused(Some(e)))),
+                    other => other,
+                }
+            }
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             ClientStream::Plain(s) => s.is_write_vectored(),
-            ClientStream::Tls(s) => s.is_write_vectored(),
+            ClientStream::Tls(link) => link.stream.is_write_vectored(),
         }
     }
 }
@@ -152,7 +213,7 @@ impl tower::Service<Uri> for TlsConnector {
                 .map_err(|e| connect_err(chain(&e)))?;
             // gRPC sends many small frames; Nagle's delay would add latency to each.
             tcp.set_nodelay(true).map_err(|e| connect_err(chain(&e)))?;
-            let Some((config, name_override)) = tls else {
+            let Some((client, name_override)) = tls else {
                 return Ok(TokioIo::new(ClientStream::Plain(tcp)));
             };
             let name = match name_override {
@@ -160,11 +221,37 @@ impl tower::Service<Uri> for TlsConnector {
                 None => ServerName::try_from(host.clone())
                     .map_err(|_| TlsError::InvalidServerName { name: host.clone() })?,
             };
+            let (config, asked) = client.connection_config();
+            let refusal = || TlsError::ClientCertificateRequired {
+                address: format!("{host}:{port}"),
+                folder: client.trust_folder(),
+            };
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| connect_err(format!("TLS handshake failed: {}", chain(&e))))?;
-            Ok(TokioIo::new(ClientStream::Tls(Box::new(stream))))
+                .map_err(|e| {
+                    // TLS 1.2 refuses a missing certificate inside the handshake.
+                    let detail = chain(&e);
+                    if detail.contains("CertificateRequired") && asked.is_some() {
+                        client.note_refusal(Some(&format!("{host}:{port}")));
+                        refusal()
+                    } else {
+                        connect_err(format!("TLS handshake failed: {detail}"))
+                    }
+                })?;
+            let asked = asked.filter(|a| {
+                let asked = a.load(std::sync::atomic::Ordering::Relaxed);
+                if !asked {
+                    // This server does not want a certificate: nothing to refuse.
+                    client.note_refusal(None);
+                }
+                asked
+            });
+            let pending_refusal = asked.map(|_| (client.clone(), format!("{host}:{port}")));
+            Ok(TokioIo::new(ClientStream::Tls(Box::new(TlsLink {
+                stream,
+                pending_refusal,
+            }))))
         })
     }
 }

@@ -32,6 +32,36 @@ pub enum TlsError {
         what: &'static str,
     },
 
+    /// A certificate folder holds none of the files of the client layout.
+    #[error(
+        "certificate folder {path} holds none of ca.crt, client.crt, client.key: put the manager's CA certificate there as ca.crt (and client.crt with client.key for mTLS)"
+    )]
+    NoCertificates {
+        /// The folder that was given.
+        path: PathBuf,
+    },
+
+    /// A client folder holds one half of the client certificate pair but not the other.
+    #[error(
+        "{} is missing: add it beside {present} for mTLS, or remove {present} to connect without a client certificate", missing.display()
+    )]
+    IncompletePair {
+        /// The file that is not there.
+        missing: PathBuf,
+        /// The name of the half that is there (`client.crt` or `client.key`).
+        present: &'static str,
+    },
+
+    /// The server requires a client certificate and this client has none: its folder
+    /// holds only `ca.crt`.
+    #[error("{address}{REFUSAL_TEXT}{}", folder.display())]
+    ClientCertificateRequired {
+        /// `host:port` of the server.
+        address: String,
+        /// The certificate folder that lacks the pair.
+        folder: PathBuf,
+    },
+
     /// A file exists but could not be read.
     #[error("cannot read {path}: {source}; check its permissions")]
     Read {
@@ -233,6 +263,49 @@ pub enum TlsError {
         #[source]
         source: rcgen::Error,
     },
+}
+
+/// The fixed middle of [`TlsError::ClientCertificateRequired`]'s message, between the
+/// address and the folder.
+const REFUSAL_TEXT: &str = " requires a client certificate: add client.crt and client.key (issued by the manager's CA) to ";
+
+impl TlsError {
+    /// Finds, in `err` or its sources, the [`TlsError::ClientCertificateRequired`] a
+    /// connector's stream reported, and returns it.
+    ///
+    /// The connector reports it as an `io::Error` on the connection, and h2 rebuilds I/O
+    /// errors from their kind and text on the way up, so the typed value does not survive
+    /// hyper and tonic: past a downcast, the error is recognised by its exact text.
+    pub fn client_certificate_refusal_in(
+        err: &(dyn std::error::Error + 'static),
+    ) -> Option<TlsError> {
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            let typed = e.downcast_ref::<TlsError>().or_else(|| {
+                e.downcast_ref::<io::Error>()
+                    .and_then(io::Error::get_ref)
+                    .and_then(|inner| inner.downcast_ref::<TlsError>())
+            });
+            if let Some(TlsError::ClientCertificateRequired { address, folder }) = typed {
+                return Some(TlsError::ClientCertificateRequired {
+                    address: address.clone(),
+                    folder: folder.clone(),
+                });
+            }
+            let text = e.to_string();
+            if let Some((address, folder)) = text.split_once(REFUSAL_TEXT)
+                && !address.is_empty()
+                && !address.contains(char::is_whitespace)
+            {
+                return Some(TlsError::ClientCertificateRequired {
+                    address: address.to_owned(),
+                    folder: PathBuf::from(folder),
+                });
+            }
+            cur = e.source();
+        }
+        None
+    }
 }
 
 /// Joins an error and its sources into one line, so wrapped causes stay visible.

@@ -89,6 +89,15 @@ fn configmap_config() -> (tempfile::TempDir, PathBuf, String) {
     (dir, path, toml)
 }
 
+/// `config` with its certificate folder `/etc/manta/certs` (the volume the pod mounts and
+/// the guide names) moved to `dir/certs`, filled with a development PKI: `validate` loads
+/// the folder as `start` does, and this machine has no `/etc/manta/certs`.
+fn with_mounted_certs(config: &str, dir: &Path) -> String {
+    let certs = dir.join("certs");
+    manta_tls::DevPki::create(&certs, &manta_tls::DevPkiOptions::default()).unwrap();
+    config.replace("/etc/manta/certs", &certs.display().to_string())
+}
+
 #[test]
 fn kubernetes_manifests_parse_and_refer_to_each_other() {
     let secret = manifest("deploy/kubernetes/node-secret.yaml");
@@ -176,7 +185,12 @@ fn kubernetes_manifests_parse_and_refer_to_each_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn configmap_config_validates_with_manta_node() {
     let (m, token) = bootstrap_token().await;
-    let (_dir, path, _) = configmap_config();
+    let (dir, path, toml) = configmap_config();
+    assert!(
+        toml.contains("cert_folder = \"/etc/manta/certs\""),
+        "{toml}"
+    );
+    std::fs::write(&path, with_mounted_certs(&toml, dir.path())).unwrap();
     let path = path.to_str().unwrap();
     let pod = "manta-node-7d9f8b6c5-x2k4q";
     let env = BTreeMap::from([
@@ -469,7 +483,7 @@ async fn the_guides_node_configurations_validate() {
     for (head, config) in configs {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
-        std::fs::write(&path, &config).unwrap();
+        std::fs::write(&path, with_mounted_certs(&config, dir.path())).unwrap();
         let env = BTreeMap::from([
             ("MANTA_NODE_TOKEN", token.expose_secret()),
             ("HOSTNAME", "guide-host"),

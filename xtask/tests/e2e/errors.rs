@@ -443,3 +443,118 @@ fn a_deployer_without_cluster_read_still_deploys_by_id() {
     assert_eq!(code, cli::EXIT_NOT_FOUND, "{err}");
     assert!(err.contains("\"lab\""), "{err}");
 }
+
+/// A TLS manager that requires client certificates, its PKI folder and a token for alice.
+fn mtls_manager() -> (Background, tempfile::TempDir, secrecy::SecretString) {
+    let pki = tempfile::tempdir().unwrap();
+    manta_tls::DevPki::create(pki.path(), &manta_tls::DevPkiOptions::default()).unwrap();
+    let tls =
+        manta_tls::ServerTls::from_folder(pki.path(), manta_tls::ClientAuth::Required).unwrap();
+    let bg = Background::start_with(Options {
+        tls: Some(tls),
+        ..Options::default()
+    });
+    bg.m().add_user("alice", PASSWORD, &["swarm:deploy"]);
+    let token = bg.m().token("alice", &["swarm:deploy"]);
+    (bg, pki, token)
+}
+
+/// A folder beside `pki` holding copies of `files` from it.
+fn cut(pki: &std::path::Path, root: &std::path::Path, name: &str, files: &[&str]) -> String {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        std::fs::copy(pki.join(f), dir.join(f)).unwrap();
+    }
+    dir.display().to_string()
+}
+
+#[test]
+fn a_cert_folder_with_only_ca_crt_is_tls_and_its_limits_are_named() {
+    let (tls, pki, token) = tls_manager();
+    let (mtls, mtls_pki, mtls_token) = mtls_manager();
+    let root = tempfile::tempdir().unwrap();
+    let whoami = |port: u16, folder: &str, token: &secrecy::SecretString| {
+        manta(
+            &[("MANTA_TOKEN", token.expose_secret())],
+            &[
+                "--host",
+                "localhost",
+                "--port",
+                &port.to_string(),
+                "--cert-folder",
+                folder,
+                "whoami",
+            ],
+        )
+    };
+    // Server-authenticated TLS with the private CA, against a manager that does not
+    // require client certificates; the full folder is mTLS there too.
+    let ca_only = cut(pki.path(), root.path(), "ca-only", &["ca.crt"]);
+    let port = tls.m().port();
+    assert_eq!(whoami(port, &ca_only, &token), (0, String::new()));
+    let full = pki.path().display().to_string();
+    assert_eq!(whoami(port, &full, &token), (0, String::new()));
+
+    // Half a client pair, no file at all, no folder: refused before anything is sent.
+    let half = cut(pki.path(), root.path(), "half", &["ca.crt", "client.crt"]);
+    assert_eq!(
+        whoami(port, &half, &token),
+        (
+            cli::EXIT_CONFIG,
+            format!(
+                "error: TLS: {half}/client.key is missing: add it beside client.crt for mTLS, or remove client.crt to connect without a client certificate\n"
+            )
+        )
+    );
+    let half_key = cut(
+        pki.path(),
+        root.path(),
+        "half-key",
+        &["ca.crt", "client.key"],
+    );
+    let (code, err) = whoami(port, &half_key, &token);
+    assert_eq!(code, cli::EXIT_CONFIG);
+    assert!(
+        err.starts_with(&format!(
+            "error: TLS: {half_key}/client.crt is missing: add it beside client.key"
+        )),
+        "{err}"
+    );
+    let empty = cut(pki.path(), root.path(), "empty", &[]);
+    assert_eq!(
+        whoami(port, &empty, &token),
+        (
+            cli::EXIT_CONFIG,
+            format!(
+                "error: TLS: certificate folder {empty} holds none of ca.crt, client.crt, client.key: put the manager's CA certificate there as ca.crt (and client.crt with client.key for mTLS)\n"
+            )
+        )
+    );
+    let nowhere = root.path().join("nowhere").display().to_string();
+    assert_eq!(
+        whoami(port, &nowhere, &token),
+        (
+            cli::EXIT_CONFIG,
+            format!(
+                "error: TLS: certificate folder {nowhere} does not exist or is not a directory: create it or fix the path\n"
+            )
+        )
+    );
+
+    // A manager that requires client certificates: the ca.crt-only folder is told which
+    // files to add; the full folder gets through.
+    let ca_only = cut(mtls_pki.path(), root.path(), "mtls-ca-only", &["ca.crt"]);
+    let port = mtls.m().port();
+    assert_eq!(
+        whoami(port, &ca_only, &mtls_token),
+        (
+            cli::EXIT_CONFIG,
+            format!(
+                "error: TLS: localhost:{port} requires a client certificate: add client.crt and client.key (issued by the manager's CA) to {ca_only}\n"
+            )
+        )
+    );
+    let full = mtls_pki.path().display().to_string();
+    assert_eq!(whoami(port, &full, &mtls_token), (0, String::new()));
+}

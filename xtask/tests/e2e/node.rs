@@ -747,3 +747,107 @@ async fn restart_after_the_saved_token_expired_renews_then_resumes() {
     stop(agent).await;
     m.stop().await;
 }
+
+/// A manager serving TLS from a fresh development PKI, with client certificates `auth`.
+async fn tls_node_manager(auth: manta_tls::ClientAuth) -> (Manager, tempfile::TempDir) {
+    let pki = tempfile::tempdir().unwrap();
+    manta_tls::DevPki::create(pki.path(), &manta_tls::DevPkiOptions::default()).unwrap();
+    let tls = manta_tls::ServerTls::from_folder(pki.path(), auth).unwrap();
+    let m = Manager::start_with(Options {
+        tls: Some(tls),
+        ..Default::default()
+    })
+    .await;
+    (m, pki)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_only_cert_folder_is_tls_without_a_client_certificate() {
+    let h = NodeHome::new();
+    let ca_only = |pki: &Path, name: &str| {
+        let dir = h.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(pki.join("ca.crt"), dir.join("ca.crt")).unwrap();
+        dir
+    };
+    let section = |port: u16, folder: &Path| {
+        format!(
+            "[identity]\nsecured_token = \"${{MANTA_NODE_TOKEN}}\"\nalias = \"ca-only-1\"\n\n[network]\nmanager_host = \"localhost\"\nmanager_port = {port}\n\n[security]\nuse_tls = true\ncert_folder = \"{}\"\n",
+            folder.display()
+        )
+    };
+    let env = |t: &SecretString| {
+        Env::from_pairs([
+            ("MANTA_NODE_TOKEN", t.expose_secret().to_owned()),
+            ("MANTA_HOME", h.home().root().display().to_string()),
+        ])
+    };
+
+    // A manager that does not require client certificates: the node registers over TLS
+    // trusting only the folder's CA, and validate --online gets its answer.
+    let (m, pki) = tls_node_manager(manta_tls::ClientAuth::Optional).await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let folder = ca_only(pki.path(), "optional");
+    let cfg = h.write("secure", &section(m.node_addr.port(), &folder));
+    let (code, out) = node_cli(
+        env(&bootstrap),
+        &["config", "validate", "secure", "--online"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "The manager at localhost:{} accepts the token",
+            m.node_addr.port()
+        )),
+        "{out}"
+    );
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    let s = wait_for(&agent, "a heartbeat over TLS", |s| s.heartbeats >= 1).await;
+    assert!(online(&m.core, &s.node_id));
+    stop(agent).await;
+    m.stop().await;
+
+    // A manager that requires them: every way in says which files to add to which folder.
+    let (m, pki) = tls_node_manager(manta_tls::ClientAuth::Required).await;
+    let (_c, bootstrap) = cluster(&m.core);
+    let folder = ca_only(pki.path(), "required");
+    let port = m.node_addr.port();
+    let cfg = h.write("secure", &section(port, &folder));
+    let expected = format!(
+        "localhost:{port} requires a client certificate: add client.crt and client.key (issued by the manager's CA) to {}",
+        folder.display()
+    );
+    let err = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap_err();
+    assert_eq!(err.exit_code(), manta_node::EXIT_CONFIG, "{err}");
+    assert_eq!(err.to_string(), expected);
+    let (code, out) = node_cli(
+        env(&bootstrap),
+        &["config", "validate", "secure", "--online"],
+    )
+    .await;
+    assert_eq!(code, manta_node::EXIT_CONFIG, "{out}");
+    assert!(out.contains(&format!("Error: {expected}\n")), "{out}");
+    let child = Command::new(node_binary())
+        .args(["start", "secure", "--console"])
+        .env_clear()
+        .env("MANTA_HOME", h.home().root())
+        .env("MANTA_NODE_TOKEN", bootstrap.expose_secret())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert_eq!(child.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!("Error: {expected}\n")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(bootstrap.expose_secret()));
+    // With the pair added the same configuration registers.
+    for f in ["client.crt", "client.key"] {
+        std::fs::copy(pki.path().join(f), folder.join(f)).unwrap();
+    }
+    let agent = Agent::start(h.options(&cfg, &bootstrap)).await.unwrap();
+    wait_for(&agent, "a heartbeat over mTLS", |s| s.heartbeats >= 1).await;
+    stop(agent).await;
+    m.stop().await;
+}

@@ -26,7 +26,7 @@ pub(crate) struct Global {
     /// Manager port (overrides the profile)
     #[arg(long, global = true)]
     pub(crate) port: Option<u16>,
-    /// Folder with ca.crt, client.crt and client.key: mTLS (overrides the profile)
+    /// Folder with the manager's ca.crt (TLS), plus client.crt and client.key for mTLS (overrides the profile)
     #[arg(long, global = true)]
     pub(crate) cert_folder: Option<PathBuf>,
     /// Print data as JSON

@@ -982,7 +982,12 @@ fn credential_text(c: Option<&StoredCredential>) -> String {
 
 fn connection_kind(p: &Profile) -> String {
     match (&p.cert_folder, p.port) {
-        (Some(f), _) => format!("mTLS {}", f.display()),
+        // The folder's files decide the kind, as `ClientTls::from_folder` does; a folder that
+        // is not usable yet still says which it will be once complete.
+        (Some(f), _) if f.join(manta_tls::CLIENT_CERT_FILE).exists() => {
+            format!("mTLS {}", f.display())
+        }
+        (Some(f), _) => format!("TLS {}", f.display()),
         (None, 443) => "TLS".to_owned(),
         (None, _) => "plaintext".to_owned(),
     }

@@ -4,5 +4,6 @@
 mod commands;
 mod config;
 mod pipes;
+mod preflight;
 mod robust;
 mod support;

@@ -40,22 +40,60 @@ fn incomplete_folder_is_an_error_never_plaintext() {
         |e| matches!(e, TlsError::MissingFolder { .. }),
         &["nope", "does not exist"],
     );
-    for missing in ["ca.crt", "client.crt", "client.key"] {
+    // Without ca.crt nothing else counts.
+    let dir = good_client_dir(&root.path().join("no-ca"));
+    std::fs::remove_file(dir.join("ca.crt")).unwrap();
+    check_client(
+        &dir,
+        |e| matches!(e, TlsError::MissingFile { .. }),
+        &["ca.crt", "is missing", "put the PEM file there"],
+    );
+    // Half a client pair names the missing half and both ways out.
+    for (missing, present) in [("client.crt", "client.key"), ("client.key", "client.crt")] {
         let dir = good_client_dir(&root.path().join(missing));
         std::fs::remove_file(dir.join(missing)).unwrap();
+        let expected = format!(
+            "{} is missing: add it beside {present} for mTLS, or remove {present} to connect without a client certificate",
+            dir.join(missing).display()
+        );
         check_client(
             &dir,
-            |e| matches!(e, TlsError::MissingFile { .. }),
-            &[missing, "is missing", "put the PEM file there"],
+            |e| matches!(e, TlsError::IncompletePair { .. }),
+            &[&expected],
         );
     }
-    // An empty folder names the first file it needs.
+}
+
+#[test]
+fn ca_only_folder_is_server_authenticated_tls() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = good_client_dir(root.path());
+    std::fs::remove_file(dir.join("client.crt")).unwrap();
+    std::fs::remove_file(dir.join("client.key")).unwrap();
+    let tls = ClientTls::from_folder(&dir).unwrap();
+    assert!(tls.identity().is_none());
+    // The CA is still checked: a leaf certificate as ca.crt is refused.
+    let ca = Ca::new("test CA");
+    let leaf = ca.issue(&LeafSpec::client("alice"));
+    client_folder(&dir, &leaf, &ca);
+    std::fs::copy(dir.join("client.crt"), dir.join("ca.crt")).unwrap();
+    std::fs::remove_file(dir.join("client.crt")).unwrap();
+    std::fs::remove_file(dir.join("client.key")).unwrap();
+    check_client(&dir, |e| matches!(e, TlsError::NotCa { .. }), &["ca.crt"]);
+}
+
+#[test]
+fn empty_folder_says_what_to_put_there() {
+    let root = tempfile::tempdir().unwrap();
     let empty = root.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     check_client(
         &empty,
-        |e| matches!(e, TlsError::MissingFile { .. }),
-        &["ca.crt"],
+        |e| matches!(e, TlsError::NoCertificates { .. }),
+        &[&format!(
+            "certificate folder {} holds none of ca.crt, client.crt, client.key: put the manager's CA certificate there as ca.crt (and client.crt with client.key for mTLS)",
+            empty.display()
+        )],
     );
 }
 

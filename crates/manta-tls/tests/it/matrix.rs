@@ -176,15 +176,30 @@ async fn client_without_certificate_fails_when_required_and_passes_when_optional
 
     let required = ServerTls::from_folder(pki.dir(), ClientAuth::Required).unwrap();
     let server = serve(Some(&required)).await;
-    // With TLS 1.3 the client may finish its side first; then the first call fails.
-    let result = call(&format!("127.0.0.1:{}", server.addr.port()), Some(&no_cert)).await;
-    let err = result.unwrap_err();
-    assert!(
-        err.contains("CertificateRequired")
-            || err.contains("Unavailable")
-            || err.contains("cannot connect"),
-        "{err}"
+    // With TLS 1.3 the client finishes its side first and the refusal arrives with the
+    // first read; either way the error says what to add to which folder.
+    let address = format!("127.0.0.1:{}", server.addr.port());
+    let err = call(&address, Some(&no_cert)).await.unwrap_err();
+    let expected = format!(
+        "{address} requires a client certificate: add client.crt and client.key (issued by the manager's CA) to {}",
+        pki.dir().display()
     );
+    assert!(err.contains(&expected), "{err}");
+    // The same through the lazy channel a long-running client uses.
+    let lazy = manta_tls::connect_lazy(&address, Some(&no_cert)).unwrap();
+    let status = check(lazy).await.unwrap_err();
+    let source = std::error::Error::source(&status).expect("a transport error");
+    let found = TlsError::client_certificate_refusal_in(source).expect("the refusal");
+    assert_eq!(found.to_string(), expected);
+    // A ca.crt-only folder loads as server-authenticated TLS and is refused the same way.
+    let folder = root.path().join("ca-only");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(pki.ca_cert(), folder.join("ca.crt")).unwrap();
+    let ca_only = ClientTls::from_folder(&folder).unwrap();
+    assert!(ca_only.identity().is_none());
+    let err = call(&address, Some(&ca_only)).await.unwrap_err();
+    assert!(err.contains("requires a client certificate"), "{err}");
+    assert!(err.contains(&folder.display().to_string()), "{err}");
     assert!(server.seen.lock().unwrap().is_empty());
 
     let optional = ServerTls::from_folder(pki.dir(), ClientAuth::Optional).unwrap();
@@ -192,6 +207,10 @@ async fn client_without_certificate_fails_when_required_and_passes_when_optional
     call(&format!("127.0.0.1:{}", server.addr.port()), Some(&no_cert))
         .await
         .unwrap();
+    call(&format!("127.0.0.1:{}", server.addr.port()), Some(&ca_only))
+        .await
+        .unwrap();
+    server.seen.lock().unwrap().remove(1);
     let with_cert = ClientTls::from_folder(pki.dir()).unwrap();
     call(
         &format!("127.0.0.1:{}", server.addr.port()),
