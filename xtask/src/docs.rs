@@ -267,10 +267,8 @@ pub(crate) fn check_page(bins: &Bins, root: &Path, page: &str) -> Result<usize> 
         .parent()
         .context("the programs' directory")?
         .to_path_buf();
-    let mut run = Command::new("timeout");
-    run.arg(SESSION_TIMEOUT.as_secs().to_string())
-        .arg("bash")
-        .arg("-c")
+    let mut run = Command::new("bash");
+    run.arg("-c")
         .arg(format!("exec 2>&1; . {}", script_path.display()))
         .current_dir(&home)
         .env_clear()
@@ -280,9 +278,40 @@ pub(crate) fn check_page(bins: &Bins, root: &Path, page: &str) -> Result<usize> 
         .env("LANG", "C.UTF-8")
         .env("NO_COLOR", "1")
         .env("PASSWORD", PASSWORD)
-        .stdin(Stdio::null());
-    let output = run.output().context("running the session's shell")?;
-    let all = String::from_utf8_lossy(&output.stdout).into_owned();
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    // Its own process group, so that what a step left running in the background (an agent
+    // started with `&`) is stopped with the session and never holds the output open.
+    std::os::unix::process::CommandExt::process_group(&mut run, 0);
+    let mut shell = run.spawn().context("running the session's shell")?;
+    let pid = shell.id();
+    let mut pipe = shell.stdout.take().context("the session's output")?;
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut bytes);
+        bytes
+    });
+    let deadline = std::time::Instant::now() + SESSION_TIMEOUT;
+    let timed_out = loop {
+        if shell.try_wait()?.is_some() {
+            break false;
+        }
+        if std::time::Instant::now() >= deadline {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+    let _ = shell.wait();
+    let bytes = reader.join().unwrap_or_default();
+    ensure!(
+        !timed_out || !bytes.is_empty(),
+        "{page}: the session printed nothing in {SESSION_TIMEOUT:?}"
+    );
+    let all = String::from_utf8_lossy(&bytes).into_owned();
 
     let mut failures = Vec::new();
     let mut rest = all.as_str();
@@ -432,7 +461,7 @@ mod tests {
         );
     }
 
-    /// Every console example of the docs, against the real programs (about a minute).
+    /// Every console example of the docs, against the real programs (a few seconds).
     #[test]
     fn the_docs_console_examples_behave_as_shown() {
         let root = crate::workspace_root();
@@ -440,5 +469,30 @@ mod tests {
         if let Err(e) = check_all(&bins, &root) {
             panic!("{e:#}");
         }
+    }
+
+    /// A page whose output, exit status or background job is wrong fails, naming each line;
+    /// a job left running does not hold the session open.
+    #[test]
+    fn a_page_that_disagrees_with_the_programs_fails_naming_its_lines() {
+        let bins = crate::demo::build(&crate::workspace_root()).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("docs")).unwrap();
+        let page = "# x\n\n```console\n$ sleep 600 &\n$ manta --version\nmanta 0.0.0-not-this\n\
+                    $ manta whoami\n$ echo \"$PASSWORD\" | wc -c\n29\n$ manta --version\nmanta [..]\n```\n";
+        std::fs::write(root.path().join("docs/x.md"), page).unwrap();
+        let err = format!(
+            "{:#}",
+            check_page(&bins, root.path(), "docs/x.md").unwrap_err()
+        );
+        assert!(
+            err.contains("docs/x.md:5: `manta --version` printed something else"),
+            "{err}"
+        );
+        assert!(
+            err.contains("docs/x.md:7: `manta whoami` exited with 3, the page says 0"),
+            "{err}"
+        );
+        assert!(!err.contains(":8:") && !err.contains(":10:"), "{err}");
     }
 }

@@ -1345,7 +1345,9 @@ impl UserApi {
 
     /// The seed's `deploy_swarm(cluster_id, swarm)`: uploads each task's module, sends the
     /// swarm graph, initializes its networks, starts it and returns it as the manager sees
-    /// it. No step is retried; a swarm that fails to start is removed again.
+    /// it (`GetSwarm`; when the token lacks `swarm:read`, as the calls returned it: status
+    /// `ACTIVE`, owner and times unknown). No step is retried; a swarm that fails to start
+    /// is removed again.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a malformed spec (checked before anything is sent),
@@ -1471,7 +1473,21 @@ impl UserApi {
             }
             return Err(e);
         }
-        self.get_swarm(&swarm_id).await
+        match self.get_swarm(&swarm_id).await {
+            // Deployed and started: a token that may deploy but not read swarms
+            // (`swarm:read`) must not be told that the deployment failed, or it would deploy
+            // again. What the calls returned stands in for the manager's view.
+            Err(Error::PermissionDenied { .. }) => Ok(Swarm {
+                id: swarm_id,
+                cluster_id: cluster_id.to_owned(),
+                owner_id: String::new(),
+                name: swarm.name.clone(),
+                status: "ACTIVE".to_owned(),
+                iteration: None,
+                created_at: None,
+            }),
+            read => read,
+        }
     }
 
     /// Stops a swarm (`StopSwarm` with `remove=false`, as the published SDK).

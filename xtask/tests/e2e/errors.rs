@@ -558,3 +558,41 @@ fn a_cert_folder_with_only_ca_crt_is_tls_and_its_limits_are_named() {
     let full = mtls_pki.path().display().to_string();
     assert_eq!(whoami(port, &full, &mtls_token), (0, String::new()));
 }
+
+#[test]
+fn a_deployer_without_swarm_read_is_told_the_swarm_was_deployed() {
+    // Before: the swarm was sent and started, then reading it back was refused, and the
+    // command exited 4 as if nothing had been deployed; deploying again made a second swarm.
+    let bg = manager();
+    let m = bg.m();
+    let scopes = ["swarm:deploy", "module:upload", "cluster:read"];
+    m.add_user("dave", PASSWORD, &scopes);
+    let dave = m.core.find_user("dave").unwrap();
+    let platform = m.core.platform();
+    let lab = platform.create_cluster(&dave.id, "lab").unwrap();
+    platform
+        .set_cluster_running(&manta_manager::platform::Viewer::operator(), &lab.id, true)
+        .unwrap();
+    let token = m.token("dave", &scopes);
+    let env = [("MANTA_TOKEN", token.expose_secret())];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.zip"), b"PK\x03\x04").unwrap();
+    let file = dir.path().join("swarm.json");
+    std::fs::write(&file, r#"{"name":"fl","tasks":[{"alias":"t","module":{"name":"train","image":"python:3.11","program":"train.zip"}}]}"#).unwrap();
+    let args = at(
+        m.port(),
+        &[
+            "swarm",
+            "deploy",
+            "--cluster",
+            "lab",
+            file.to_str().unwrap(),
+        ],
+    );
+    let (code, err) = manta(&env, &strs(&args));
+    assert_eq!((code, err.as_str()), (0, ""));
+    let swarms = platform
+        .swarms(&manta_manager::platform::Viewer::operator())
+        .unwrap();
+    assert_eq!(swarms.len(), 1, "exactly one swarm deployed");
+}
