@@ -86,7 +86,7 @@ pub const TABLE: &[(&str, &str, Access)] = &[
     (UM, "ResetPassword", Access::Public),
     (UM, "ResendVerification", Access::Public),
     (CM, "IsAvailable", Access::Authenticated),
-    (CM, "CreateCluster", Access::Scope("cluster:write")),
+    (CM, "CreateCluster", Access::Scope("cluster:create")),
     (CM, "StartCluster", Access::Scope("cluster:write")),
     (CM, "StopCluster", Access::Scope("cluster:write")),
     (CM, "DeleteCluster", Access::Scope("cluster:write")),

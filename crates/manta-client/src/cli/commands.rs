@@ -1331,14 +1331,19 @@ fn show_cluster(out: Out<'_>, g: &Global, c: &crate::types::Cluster) -> Result<(
     if g.json {
         return print_json(out, &to_json(c));
     }
+    // A manager that runs the node API itself (ours) names no separate node endpoint:
+    // printing ":0" would send people looking for a port that does not exist.
+    let nodes = if c.node_host.is_empty() {
+        String::new()
+    } else {
+        format!(" nodes at {}:{}", printable(&c.node_host), c.node_port)
+    };
     writeln!(
         out,
-        "{} {} {} nodes at {}:{}",
+        "{} {} {}{nodes}",
         c.id,
         printable(&c.name),
-        c.status,
-        c.node_host,
-        c.node_port
+        c.status
     )
     .map_err(io_err)
 }

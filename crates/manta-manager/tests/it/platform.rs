@@ -333,3 +333,36 @@ async fn a_stopped_cluster_starts_no_swarm() {
         err.message()
     );
 }
+
+#[tokio::test]
+async fn the_seeds_cluster_create_scope_creates_clusters_and_nothing_more() {
+    // The seed: `if 'cluster:create' in permissions: print("User can create clusters")`.
+    // CreateCluster required `cluster:write`, so a user granted `cluster:create` could not.
+    let m = Manager::start().await;
+    m.add_user("erin", "password1", &["cluster:create", "cluster:read"]);
+    let erin = m.token("erin", &["cluster:create", "cluster:read"]);
+    let mut c = clients(&m).await;
+    let id = c
+        .clusters
+        .create_cluster(authed(
+            CreateClusterRequest {
+                name: Some("lab".into()),
+            },
+            &erin,
+        ))
+        .await
+        .expect("cluster:create creates a cluster")
+        .into_inner()
+        .id;
+    // Starting it is `cluster:write`, which `cluster:create` does not cover.
+    let start = c
+        .clusters
+        .start_cluster(authed(
+            manta_proto::common::system::StrId { id: id.clone() },
+            &erin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(start.code(), tonic::Code::PermissionDenied, "{start:?}");
+    assert!(start.message().contains("cluster:write"), "{}", start.message());
+}
