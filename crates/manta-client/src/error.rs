@@ -105,6 +105,12 @@ pub enum Error {
         /// The manager's or the client's explanation.
         message: String,
     },
+    /// A command was used in a way that cannot work; the message names what to do instead.
+    #[error("{message}")]
+    Usage {
+        /// What was wrong, and what to do instead.
+        message: String,
+    },
     /// The resource already exists.
     #[error("already exists: {message}; choose another name")]
     AlreadyExists {

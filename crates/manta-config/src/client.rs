@@ -745,7 +745,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("did you mean `prod`?") && err.contains("available: dev, prod"),
+            err.ends_with("(profiles: dev, prod); did you mean `prod`?"),
             "{err}"
         );
     }

@@ -264,7 +264,11 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// The requested client profile is not in the client configuration.
-    #[error("profile `{name}` not found in {}{}{}", path.display(), suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default(), if available.is_empty() { "; add a [profiles.NAME] table".to_owned() } else { format!("; available: {}", available.join(", ")) })]
+    #[error("profile `{name}` not found in {}{}", path.display(), match (suggestion, available.is_empty()) {
+        (_, true) => format!("; add a [profiles.{name}] table"),
+        (Some(s), false) => format!(" (profiles: {}); did you mean `{s}`?", available.join(", ")),
+        (None, false) => format!("; use one of its profiles: {}", available.join(", ")),
+    })]
     ProfileNotFound {
         /// The name asked for (argument or `MANTA_ENV`).
         name: String,
@@ -276,7 +280,7 @@ pub enum ConfigError {
         suggestion: Option<String>,
     },
     /// No step of the token lookup chain produced a token.
-    #[error("no API token found (looked at: {}); pass --token, export {}, or write [auth] token to the credentials file", tried.join(", "), variable)]
+    #[error("no API token found (looked at: {}); export {}, or write [auth] token to the credentials file", tried.join(", "), variable)]
     NoToken {
         /// Each source that was consulted, in order.
         tried: Vec<String>,

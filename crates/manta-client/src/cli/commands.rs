@@ -286,8 +286,8 @@ fn read_line(ctx: &mut Context<'_>, what: &str) -> Result<String> {
     let value = line.trim_end_matches(['\n', '\r']).to_owned();
     zeroize::Zeroize::zeroize(&mut line);
     if value.is_empty() {
-        return Err(Error::InvalidArgument {
-            message: format!("no {what} on standard input"),
+        return Err(Error::Usage {
+            message: format!("no {what} on standard input; pipe it to the command"),
         });
     }
     Ok(value)
@@ -309,7 +309,7 @@ fn login_store(asked: Option<Store>, ctx: &Context<'_>) -> Result<CredentialStor
         Some(Store::File) => Ok(CredentialStore::File),
         Some(Store::Keyring) => match manta_config::probe_keyring(ctx.store) {
             Ok(()) => Ok(CredentialStore::Keyring),
-            Err(e) => Err(Error::InvalidArgument {
+            Err(e) => Err(Error::Usage {
                 message: format!(
                     "{e}; sign in with `--store file` to keep the credential in the credentials file (mode 0600)"
                 ),
@@ -335,7 +335,7 @@ async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>)
     let username = match args.username {
         Some(u) => u,
         None if args.password_stdin => {
-            return Err(Error::InvalidArgument {
+            return Err(Error::Usage {
                 message: "with --password-stdin, give the user name with --username".into(),
             });
         }
@@ -354,7 +354,7 @@ async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>)
         eprintln!();
         SecretString::from(p?)
     } else {
-        return Err(Error::InvalidArgument {
+        return Err(Error::Usage {
             message:
                 "standard input is not a terminal; pass --password-stdin and pipe the password"
                     .into(),
@@ -738,7 +738,7 @@ async fn logout(g: &Global, ctx: &mut Context<'_>, out: Out<'_>) -> Result<()> {
     let came_from = cred.address.clone().unwrap_or_else(|| configured.address());
     let target = selected.profile.address();
     if came_from != target {
-        return Err(Error::InvalidArgument {
+        return Err(Error::Usage {
             message: format!(
                 "the credential stored for profile {name} came from {came_from}, not {target}; run `manta logout` without --host and --port to end it there"
             ),
@@ -851,7 +851,7 @@ fn inspect(token: Option<String>, g: &Global, ctx: &mut Context<'_>, out: Out<'_
             "standard input".to_owned(),
         ),
         Some(_) => {
-            return Err(Error::InvalidArgument {
+            return Err(Error::Usage {
                 message: "a token on the command line shows in `ps` and in shell history; pipe it with `manta token inspect -` instead".into(),
             });
         }
@@ -1000,7 +1000,7 @@ fn check_profile_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(Error::InvalidArgument {
+        return Err(Error::Usage {
             message: format!("`{name}` is not a profile name; use letters, digits, `-` and `_`"),
         });
     }
@@ -1041,6 +1041,7 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                     .map_err(io_err)?;
                 return Ok(());
             }
+            let mut rows = Vec::with_capacity(config.profiles.len());
             for (name, p) in &config.profiles {
                 let mark = if current.as_deref() == Some(name) {
                     "*"
@@ -1048,14 +1049,24 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                     " "
                 };
                 let cred = stored_credential(ctx, &home, name)?;
+                rows.push([
+                    format!("{mark} {}", printable(name)),
+                    format!("{}:{}", printable(&p.host), p.port),
+                    connection_kind(p),
+                    format!(
+                        "token from ${}; {}",
+                        p.token_variable(),
+                        credential_text(cred.as_ref())
+                    ),
+                ]);
+            }
+            // Columns as wide as their widest cell, so long host names keep them aligned.
+            let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+            let (w0, w1, w2) = (width(0), width(1), width(2));
+            for [name, address, connection, token] in &rows {
                 writeln!(
                     out,
-                    "{mark} {name:<12} {}:{:<6} {:<20} token from ${}; {}",
-                    p.host,
-                    p.port,
-                    connection_kind(p),
-                    p.token_variable(),
-                    credential_text(cred.as_ref())
+                    "{name:<w0$}  {address:<w1$}  {connection:<w2$}  {token}"
                 )
                 .map_err(io_err)?;
             }
@@ -1078,7 +1089,7 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
         ProfileCommand::Add { name, token_env } => {
             check_profile_name(&name)?;
             if config.profiles.contains_key(&name) {
-                return Err(Error::InvalidArgument {
+                return Err(Error::Usage {
                     message: format!(
                         "profile {name} already exists in {}; remove it first (`manta profile remove {name}`)",
                         path.display()
@@ -1086,7 +1097,7 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
                 });
             }
             let Some(host) = &g.host else {
-                return Err(Error::InvalidArgument {
+                return Err(Error::Usage {
                     message:
                         "a new profile needs its manager: give --host (and --port, default 50052)"
                             .into(),
@@ -1127,7 +1138,7 @@ fn profile(p: ProfileCommand, g: &Global, ctx: &Context<'_>, out: Out<'_>) -> Re
         ProfileCommand::Remove { name } => {
             config.select(Some(&name), &ctx.env, &path)?;
             if stored_credential(ctx, &home, &name)?.is_some() {
-                return Err(Error::InvalidArgument {
+                return Err(Error::Usage {
                     message: format!(
                         "profile {name} holds a stored credential; end it first with `manta --profile {name} logout`"
                     ),
@@ -1212,7 +1223,7 @@ async fn resolve_cluster(api: &UserApi, given: &str) -> Result<crate::types::Clu
         Ok(c) => return Ok(c),
         // The manager answers NOT_FOUND (or INVALID_ARGUMENT for something that cannot be
         // an id) for an id it does not know: `given` may be a name.
-        Err(Error::NotFound { .. } | Error::InvalidArgument { .. }) => {}
+        Err(Error::NotFound { .. } | Error::Usage { .. }) => {}
         Err(e) => return Err(e),
     }
     let mut named = Vec::new();
@@ -1259,6 +1270,8 @@ async fn cluster(c: ClusterCommand, api: &UserApi, g: &Global, out: Out<'_>) -> 
                     Err(e) => return Err(e),
                 }
             }
+            // The manager lists ids in no useful order; people look clusters up by name.
+            clusters.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
             if g.json {
                 return print_json(out, &to_json(&clusters));
             }
@@ -1338,14 +1351,7 @@ fn show_cluster(out: Out<'_>, g: &Global, c: &crate::types::Cluster) -> Result<(
     } else {
         format!(" nodes at {}:{}", printable(&c.node_host), c.node_port)
     };
-    writeln!(
-        out,
-        "{} {} {}{nodes}",
-        c.id,
-        printable(&c.name),
-        c.status
-    )
-    .map_err(io_err)
+    writeln!(out, "{} {} {}{nodes}", c.id, printable(&c.name), c.status).map_err(io_err)
 }
 
 /// The swarm file: like [`SwarmSpec`], with each module's program read from a file
@@ -1386,7 +1392,7 @@ fn read_swarm(path: &std::path::Path) -> Result<SwarmSpec> {
         source,
     };
     let text = std::fs::read_to_string(path).map_err(io)?;
-    let file: SwarmFile = serde_json::from_str(&text).map_err(|e| Error::InvalidArgument {
+    let file: SwarmFile = serde_json::from_str(&text).map_err(|e| Error::Usage {
         message: format!(
             "{}: {e}; see docs/cli.md for the swarm file format",
             path.display()

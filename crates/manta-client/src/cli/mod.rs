@@ -85,6 +85,7 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::PermissionDenied { .. } => EXIT_PERMISSION,
         Error::NotFound { .. } | Error::UnknownCluster { .. } => EXIT_NOT_FOUND,
         Error::InvalidArgument { .. }
+        | Error::Usage { .. }
         | Error::AmbiguousCluster { .. }
         | Error::Setting { .. }
         | Error::Token(_) => EXIT_USAGE,

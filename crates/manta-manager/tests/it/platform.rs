@@ -364,5 +364,9 @@ async fn the_seeds_cluster_create_scope_creates_clusters_and_nothing_more() {
         .await
         .unwrap_err();
     assert_eq!(start.code(), tonic::Code::PermissionDenied, "{start:?}");
-    assert!(start.message().contains("cluster:write"), "{}", start.message());
+    assert!(
+        start.message().contains("cluster:write"),
+        "{}",
+        start.message()
+    );
 }
