@@ -157,6 +157,9 @@ struct StopArgs {
     /// Kill the node (SIGKILL) if it has not exited after the timeout.
     #[arg(long, short)]
     force: bool,
+    /// Print JSON: `{"alias", "pid", "outcome": "stopped" | "killed"}`.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,14 +232,22 @@ fn dispatch(cmd: Command, home: &MantaHome, env: &Env, io: &mut Io<'_>) -> Resul
                 Duration::from_secs(a.timeout),
                 a.force,
             )?;
-            writeln!(
-                io.stdout,
-                "{} node '{}' (pid {})",
-                if stopped.killed { "killed" } else { "stopped" },
-                stopped.alias,
-                stopped.pid
-            )
-            .map_err(out_err)?;
+            let outcome = if stopped.killed { "killed" } else { "stopped" };
+            if a.json {
+                let doc = serde_json::json!({
+                    "alias": stopped.alias,
+                    "pid": stopped.pid,
+                    "outcome": outcome,
+                });
+                writeln!(io.stdout, "{doc:#}").map_err(out_err)?;
+            } else {
+                writeln!(
+                    io.stdout,
+                    "{outcome} node '{}' (pid {})",
+                    stopped.alias, stopped.pid
+                )
+                .map_err(out_err)?;
+            }
             Ok(0)
         }
         Command::Status(a) => status(&a, home, io),
