@@ -401,45 +401,59 @@ async fn a_manager_that_never_answers_is_waited_for_visibly_then_named() {
     );
 }
 
-#[test]
-fn a_deployer_without_cluster_read_still_deploys_by_id() {
+/// A manager where `user` holds `scopes` and owns the running cluster `lab`, a token of
+/// those scopes, and a one-task swarm file; the swarms the manager holds are on `platform()`.
+struct Deployer {
+    bg: Background,
+    lab: String,
+    token: secrecy::SecretString,
+    _dir: tempfile::TempDir,
+    file: String,
+}
+
+fn deployer(user: &str, scopes: &[&str]) -> Deployer {
     let bg = manager();
     let m = bg.m();
-    m.add_user(
-        "carol",
-        PASSWORD,
-        &["swarm:deploy", "swarm:read", "module:upload"],
-    );
-    let carol = m.core.find_user("carol").unwrap();
+    m.add_user(user, PASSWORD, scopes);
+    let owner = m.core.find_user(user).unwrap();
     let platform = m.core.platform();
-    let lab = platform.create_cluster(&carol.id, "lab").unwrap();
-    let operator = manta_manager::platform::Viewer::operator();
+    let lab = platform.create_cluster(&owner.id, "lab").unwrap();
     platform
-        .set_cluster_running(&operator, &lab.id, true)
+        .set_cluster_running(&manta_manager::platform::Viewer::operator(), &lab.id, true)
         .unwrap();
-    let token = m.token("carol", &["swarm:deploy", "swarm:read", "module:upload"]);
-    let env = [("MANTA_TOKEN", token.expose_secret())];
+    let token = m.token(user, scopes);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("train.zip"), b"PK\x03\x04").unwrap();
     let file = dir.path().join("swarm.json");
     std::fs::write(&file, r#"{"name":"fl","tasks":[{"alias":"t","module":{"name":"train","image":"python:3.11","program":"train.zip"}}]}"#).unwrap();
-    let file = file.to_str().unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    Deployer {
+        lab: lab.id,
+        token,
+        _dir: dir,
+        file,
+        bg,
+    }
+}
+
+impl Deployer {
+    fn deploy(&self, cluster: &str) -> (u8, String) {
+        let env = [("MANTA_TOKEN", self.token.expose_secret())];
+        let args = at(
+            self.bg.m().port(),
+            &["swarm", "deploy", "--cluster", cluster, &self.file],
+        );
+        manta(&env, &strs(&args))
+    }
+}
+
+#[test]
+fn a_deployer_without_cluster_read_still_deploys_by_id() {
+    let d = deployer("carol", &["swarm:deploy", "swarm:read", "module:upload"]);
     // Names cannot be looked up without `cluster:read`, but an id needs no look-up.
-    let (code, err) = manta(
-        &env,
-        &strs(&at(
-            m.port(),
-            &["swarm", "deploy", "--cluster", &lab.id, file],
-        )),
-    );
+    let (code, err) = d.deploy(&d.lab);
     assert_eq!(code, 0, "{err}");
-    let (code, err) = manta(
-        &env,
-        &strs(&at(
-            m.port(),
-            &["swarm", "deploy", "--cluster", "lab", file],
-        )),
-    );
+    let (code, err) = d.deploy("lab");
     assert_eq!(code, cli::EXIT_NOT_FOUND, "{err}");
     assert!(err.contains("\"lab\""), "{err}");
 }
@@ -563,36 +577,14 @@ fn a_cert_folder_with_only_ca_crt_is_tls_and_its_limits_are_named() {
 fn a_deployer_without_swarm_read_is_told_the_swarm_was_deployed() {
     // Before: the swarm was sent and started, then reading it back was refused, and the
     // command exited 4 as if nothing had been deployed; deploying again made a second swarm.
-    let bg = manager();
-    let m = bg.m();
-    let scopes = ["swarm:deploy", "module:upload", "cluster:read"];
-    m.add_user("dave", PASSWORD, &scopes);
-    let dave = m.core.find_user("dave").unwrap();
-    let platform = m.core.platform();
-    let lab = platform.create_cluster(&dave.id, "lab").unwrap();
-    platform
-        .set_cluster_running(&manta_manager::platform::Viewer::operator(), &lab.id, true)
-        .unwrap();
-    let token = m.token("dave", &scopes);
-    let env = [("MANTA_TOKEN", token.expose_secret())];
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("train.zip"), b"PK\x03\x04").unwrap();
-    let file = dir.path().join("swarm.json");
-    std::fs::write(&file, r#"{"name":"fl","tasks":[{"alias":"t","module":{"name":"train","image":"python:3.11","program":"train.zip"}}]}"#).unwrap();
-    let args = at(
-        m.port(),
-        &[
-            "swarm",
-            "deploy",
-            "--cluster",
-            "lab",
-            file.to_str().unwrap(),
-        ],
-    );
-    let (code, err) = manta(&env, &strs(&args));
+    let d = deployer("dave", &["swarm:deploy", "module:upload", "cluster:read"]);
+    let (code, err) = d.deploy("lab");
     assert_eq!((code, err.as_str()), (0, ""));
-    let swarms = platform
-        .swarms(&manta_manager::platform::Viewer::operator())
-        .unwrap();
+    let swarms =
+        d.bg.m()
+            .core
+            .platform()
+            .swarms(&manta_manager::platform::Viewer::operator())
+            .unwrap();
     assert_eq!(swarms.len(), 1, "exactly one swarm deployed");
 }
