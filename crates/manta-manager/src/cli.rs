@@ -550,8 +550,10 @@ fn dev_next_steps(
         }
     };
     format!(
-        "  {sdk_env}python -c \"from manta import UserAPI; print(UserAPI(token='$MANTA_TOKEN', host='{host}', port={port}).get_user())\"\n  \
-         grpcurl {grpcurl_transport} -H \"authorization: $MANTA_TOKEN\" {addr} core.user_services.UserManagement/GetUser\n  \
+        // The token stays in the environment: a command line shows in `ps` and in shell
+        // history, so neither suggestion expands it into an argument.
+        "  {sdk_env}python -c \"import os; from manta import UserAPI; print(UserAPI(token=os.environ['MANTA_TOKEN'], host='{host}', port={port}).get_user())\"\n  \
+         grpcurl {grpcurl_transport} -H 'authorization: ${{MANTA_TOKEN}}' -expand-headers {addr} core.user_services.UserManagement/GetUser\n  \
          manta-manager --data-dir {dir} user add alice --scopes user:read --password-stdin",
         host = addr.ip(),
         port = addr.port(),
@@ -963,6 +965,13 @@ mod tests {
             "{plain}"
         );
         assert!(plain.contains("host='127.0.0.1', port=40123"), "{plain}");
+        // No suggested command expands the token into its arguments (visible in `ps`).
+        assert!(!plain.contains("$MANTA_TOKEN"), "{plain}");
+        assert!(plain.contains("os.environ['MANTA_TOKEN']"), "{plain}");
+        assert!(
+            plain.contains("-H 'authorization: ${MANTA_TOKEN}' -expand-headers"),
+            "{plain}"
+        );
         assert!(
             plain.contains("--data-dir ./.manta-dev user add alice"),
             "{plain}"
