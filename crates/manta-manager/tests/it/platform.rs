@@ -357,13 +357,10 @@ async fn the_seeds_cluster_create_scope_creates_clusters_and_nothing_more() {
     // Starting it is `cluster:write`, which `cluster:create` does not cover.
     let start = c
         .clusters
-        .start_cluster(authed(
-            manta_proto::common::system::StrId { id: id.clone() },
-            &erin,
-        ))
+        .start_cluster(authed(StrId { id: id.clone() }, &erin))
         .await
         .unwrap_err();
-    assert_eq!(start.code(), tonic::Code::PermissionDenied, "{start:?}");
+    assert_eq!(start.code(), Code::PermissionDenied, "{start:?}");
     assert!(
         start.message().contains("cluster:write"),
         "{}",
