@@ -243,7 +243,7 @@ pub struct AuditQuery {
 /// process or another one. Equal markers read at two instants mean nothing was committed in
 /// between, so data read in between is still current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataVersion(pub i64);
+pub struct DataVersion(pub [u8; 48]);
 
 /// Everything the manager persists.
 pub trait Store: PlatformStore + Send + Sync + 'static {

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -119,6 +119,12 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE clusters ADD COLUMN bootstrap_generation INTEGER NOT NULL DEFAULT 0;
     ",
+    // 6: one row whose only purpose is to change: the WAL-index check's probe (see
+    // `SqliteStore::check_version_moved`).
+    "
+    CREATE TABLE wal_probe (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT INTO wal_probe (id, n) VALUES (1, 0);
+    ",
 ];
 
 /// How many reader connections serve lookups beside the writer.
@@ -132,10 +138,11 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     audit: Mutex<Connection>,
     next_reader: AtomicUsize,
-    /// A connection that never writes, asked for `PRAGMA data_version`: SQLite changes the
-    /// value it returns whenever any other connection, in this process or another one,
-    /// committed since it last asked. Every commit, ours included, is another connection's.
-    watcher: Mutex<Connection>,
+    /// The WAL index (`<db>-shm`), read for [`Store::data_version`].
+    shm: Option<std::fs::File>,
+    /// Cleared for good when one of our own commits left the WAL-index header unchanged:
+    /// the file read is then not the one SQLite uses, and its version would hide changes.
+    shm_live: AtomicBool,
 }
 
 impl SqliteStore {
@@ -162,14 +169,26 @@ impl SqliteStore {
             .map(|_| connect(path, "FULL").map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let audit = connect(path, "NORMAL")?;
-        let watcher = connect(path, "FULL")?;
+        // Our connections keep the WAL index open, so this is the file every process that
+        // commits to the database updates. SQLite names it after the database's resolved
+        // path (symlinks followed), so ask SQLite for that rather than using `path`.
+        // Without it, nothing is cached (data_version: None).
+        let shm_path = format!("{}-shm", writer.path().unwrap_or_default());
+        let shm = std::fs::File::open(&shm_path).ok();
+        if shm.is_none() {
+            tracing::warn!(
+                path = %shm_path,
+                "cannot open the SQLite WAL index; token checks will read the database on every call"
+            );
+        }
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
             audit: Mutex::new(audit),
             next_reader: AtomicUsize::new(0),
-            watcher: Mutex::new(watcher),
+            shm_live: AtomicBool::new(shm.is_some()),
+            shm,
         })
     }
 
@@ -189,7 +208,34 @@ impl SqliteStore {
         // A poisoned lock only means another call panicked mid-way; SQLite rolled that
         // transaction back, so the connection itself is still sound.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|e| self.err(e))
+        let before = (conn.total_changes(), self.data_version());
+        let result = f(&mut conn).map_err(|e| self.err(e));
+        if result.is_ok() && conn.total_changes() != before.0 {
+            self.check_version_moved(&conn, before.1);
+        }
+        result
+    }
+
+    /// After a commit of ours that changed rows, the WAL-index header should differ from the
+    /// one read before it. It may not: SQLite counts a row rewritten with the bytes it already
+    /// held (a second sign-in within the same second) as changed, yet writes no page and
+    /// leaves the header alone. So an unchanged header is confirmed with a commit that
+    /// certainly writes a page; if the header misses that one too, the file we read is not
+    /// SQLite's live index (replaced, or reached through another path), and caching on it
+    /// would hide revocations: stop trusting it.
+    fn check_version_moved(&self, conn: &Connection, before: Option<DataVersion>) {
+        if before.is_none() || self.data_version() != before {
+            return;
+        }
+        let probed = conn.execute("UPDATE wal_probe SET n = n + 1 WHERE id = 1", []);
+        if !matches!(probed, Ok(1)) || self.data_version() == before {
+            self.shm_live.store(false, Ordering::Relaxed);
+            tracing::error!(
+                path = %self.path.display(),
+                "the SQLite WAL index did not change on a commit; token checks now read the \
+                 database on every call (restart the manager to cache again)"
+            );
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -327,15 +373,18 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> 
 }
 
 impl Store for SqliteStore {
-    /// `PRAGMA data_version` of the watcher connection, which never writes
-    /// (<https://sqlite.org/pragma.html#pragma_data_version>): SQLite's documented signal
-    /// that another connection, in any process, committed. `None` when SQLite cannot
-    /// answer; callers then read the database.
+    /// The WAL-index header (the first 48 bytes of `<db>-shm`, see
+    /// <https://sqlite.org/walformat.html>): SQLite rewrites it on every commit from any
+    /// connection in any process, incrementing its change counter, before the commit returns.
+    /// One `pread`, no lock: a torn read only ever looks like a change.
     fn data_version(&self) -> Option<DataVersion> {
-        let conn = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
-        conn.pragma_query_value(None, "data_version", |row| row.get::<_, i64>(0))
-            .ok()
-            .map(DataVersion)
+        use std::os::unix::fs::FileExt;
+        if !self.shm_live.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut header = [0u8; 48];
+        self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
+        Some(DataVersion(header))
     }
 
     fn create_user(&self, user: NewUser, now: i64) -> Result<UserRecord> {
@@ -967,15 +1016,17 @@ mod tests {
     }
 
     #[test]
-    fn data_version_sees_commits_through_another_path_to_the_file() {
-        // `live/manager.db` is a link to `real/manager.db`: a commit made through either
-        // name is seen, or a cached token would outlive its revocation.
+    fn data_version_reads_the_index_sqlite_uses_behind_a_symlink() {
+        // `live/manager.db` is a link to `real/manager.db`; SQLite keeps its index beside the
+        // real file. A stale `live/manager.db-shm` must not be mistaken for it, or a cached
+        // token would outlive its revocation.
         let dir = tempfile::tempdir().unwrap();
         let (real, live) = (dir.path().join("real"), dir.path().join("live"));
         std::fs::create_dir_all(&real).unwrap();
         std::fs::create_dir_all(&live).unwrap();
         let owner = SqliteStore::open(&real.join("manager.db")).unwrap();
         std::os::unix::fs::symlink(real.join("manager.db"), live.join("manager.db")).unwrap();
+        std::fs::write(live.join("manager.db-shm"), [0u8; 4096]).unwrap();
         let s = SqliteStore::open(&live.join("manager.db")).unwrap();
         let before = s.data_version().expect("a version");
         user(&owner, "ann");
@@ -983,32 +1034,35 @@ mod tests {
     }
 
     #[test]
-    fn data_version_sees_audit_writes_and_ignores_byte_identical_rewrites() {
+    fn an_index_that_misses_our_own_commit_is_never_trusted_again() {
+        let (dir, mut s) = store();
+        assert!(s.data_version().is_some());
+        // The file read for the version is a copy, not the index SQLite updates.
+        let stale = dir.path().join("stale-shm");
+        std::fs::copy(dir.path().join("manager.db-shm"), &stale).unwrap();
+        s.shm = Some(std::fs::File::open(&stale).unwrap());
+        user(&s, "ann");
+        assert_eq!(s.data_version(), None, "no version: callers must not cache");
+        user(&s, "bob");
+        assert_eq!(s.data_version(), None);
+    }
+
+    #[test]
+    fn a_commit_that_rewrites_the_same_bytes_keeps_the_index_trusted() {
+        // Two sign-ins in one second write the same `last_login`: SQLite counts a changed
+        // row but writes no page. That must not be taken for a stale index.
         let (_dir, s) = store();
         let ann = user(&s, "ann");
         s.record_login(&ann.id, 1_000).unwrap();
-        let v = s.data_version().expect("a version");
-        // Two sign-ins in one second write the same bytes: nothing changed, the cache stays.
+        let before = s.data_version().expect("a version");
         s.record_login(&ann.id, 1_000).unwrap();
-        assert_eq!(s.data_version(), Some(v));
+        let after = s
+            .data_version()
+            .expect("still trusted after a byte-identical rewrite");
+        // The probe moved the header, so readers caching on it see a commit happened.
+        assert_ne!(after, before);
         s.record_login(&ann.id, 1_001).unwrap();
-        let after_login = s.data_version().expect("a version");
-        assert_ne!(after_login, v);
-        s.append_audit(&[AuditEvent {
-            at_ms: 1,
-            last_at_ms: 1,
-            count: 1,
-            subject: Some("ann".into()),
-            token_id: None,
-            method: "/x.Y/Z".into(),
-            resource: None,
-            allowed: true,
-            reason: String::new(),
-            peer: None,
-            client_identity: None,
-        }])
-        .unwrap();
-        assert_ne!(s.data_version().expect("a version"), after_login);
+        assert_ne!(s.data_version().expect("a version"), after);
     }
 
     fn user(store: &SqliteStore, name: &str) -> UserRecord {
