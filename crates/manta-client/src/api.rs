@@ -76,19 +76,7 @@ impl RetryPolicy {
     /// The delay before retry number `attempt` (0-based): exponential, capped, with "equal
     /// jitter" (half fixed, half random) so clients that failed together spread out.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_backoff);
-        let half = base / 2;
-        let mut b = [0u8; 4];
-        // Jitter only spreads load; without randomness the fixed half is still a backoff.
-        let r = if getrandom::fill(&mut b).is_ok() {
-            f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
-        } else {
-            0.0
-        };
-        half + half.mul_f64(r)
+        manta_auth::Backoff::equal_jitter(self.initial_backoff, self.max_backoff).delay(attempt)
     }
 }
 

@@ -804,16 +804,8 @@ impl Run {
 /// Capped exponential backoff with up to 25 % jitter, so a fleet reconnecting after a
 /// manager restart does not arrive in lockstep.
 fn backoff(failures: u32) -> Duration {
-    let base = BACKOFF_INITIAL
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX);
-    let mut b = [0u8; 2];
-    let unit = if getrandom::fill(&mut b).is_ok() {
-        f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
-    } else {
-        0.0
-    };
-    base + base.mul_f64(0.25 * unit)
+    manta_auth::Backoff::added_jitter(BACKOFF_INITIAL, BACKOFF_MAX, 0.25)
+        .delay(failures.saturating_sub(1))
 }
 
 #[cfg(test)]
