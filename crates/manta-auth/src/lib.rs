@@ -30,7 +30,7 @@ mod verify;
 pub use backoff::Backoff;
 pub use cache::CachingVerifier;
 pub use claims::{Audience, Claims, MAX_TIME_CLAIM, TokenKind};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system as system_clock};
 pub use error::{Error, KindName, RefreshError};
 pub use inspect::{Inspected, inspect};
 pub use issue::{IssuedToken, Issuer, Lifetimes, TokenRequest};

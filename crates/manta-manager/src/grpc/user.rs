@@ -17,7 +17,7 @@ use super::{BoxStream, audit_resource, caller, not_served, peer, run, ts};
 use crate::error::Error;
 use crate::identity::Core;
 use crate::scopes;
-use crate::store::{UserRecord, now_secs};
+use crate::store::UserRecord;
 
 const GET_USER: &str = "/core.user_services.UserManagement/GetUser";
 const DELETE_USER: &str = "/core.user_services.UserManagement/DeleteUser";
@@ -105,7 +105,7 @@ impl UserManagement for UserApi {
         .await?;
         let mut user = user_message(&session.user);
         user.status = UserStatus::SignedIn as i32;
-        user.last_login = Some(ts(now_secs()));
+        user.last_login = Some(ts(self.core.now_secs()));
         // The published SDK reads the token from `User.token`.
         user.token = Some(session.access_token.expose_secret().to_owned());
         Ok(Response::new(user))
