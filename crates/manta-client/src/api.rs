@@ -122,6 +122,7 @@ pub struct UserApiBuilder {
     audit: bool,
     profile: Option<String>,
     waiting: Option<WaitingNotice>,
+    clock: manta_auth::SharedClock,
 }
 
 impl fmt::Debug for UserApiBuilder {
@@ -156,6 +157,7 @@ impl UserApiBuilder {
             audit: false,
             profile: None,
             waiting: None,
+            clock: manta_auth::system_clock(),
         }
     }
 
@@ -262,6 +264,13 @@ impl UserApiBuilder {
     /// Record every operation in the audit trail (see [`crate::audit`]).
     pub fn audit(mut self, on: bool) -> Self {
         self.audit = on;
+        self
+    }
+
+    /// The clock the refresh engine reads (the system clock by default); a test shares a
+    /// [`manta_auth::ManualClock`] with its manager to jump past a token's expiry.
+    pub fn clock(mut self, clock: manta_auth::SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -377,6 +386,7 @@ impl UserApiBuilder {
             self.token.unwrap_or_else(|| SecretString::from("")),
             refresher,
             self.refresh.clone(),
+            self.clock,
         )
         .map_err(|e| Error::Setting {
             message: e.to_string(),
@@ -451,6 +461,7 @@ impl UserApiBuilder {
             audit: self.audit,
             profile: self.profile.clone(),
             waiting: self.waiting.clone(),
+            clock: Arc::clone(&self.clock),
         }
     }
 }
