@@ -57,6 +57,9 @@ pub(crate) fn generate(root: &Path, out_dir: &Path) -> Result<()> {
         // manta-proto depends only on tonic's `codegen` feature; connecting is the TLS crate's
         // job, so the generated clients take any `GrpcService` instead of a transport Channel.
         .build_transport(false)
+        // Methods the manager does not serve keep tonic's UNIMPLEMENTED default body; the
+        // manager's unserved layer rewrites that answer to say what it does serve.
+        .generate_default_stubs(true)
         .out_dir(out_dir)
         .include_file(INCLUDE_FILE)
         .emit_rerun_if_changed(false)

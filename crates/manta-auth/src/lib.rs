@@ -11,7 +11,9 @@
 //!   the published `UserPermission` enum.
 //! - [`inspect`] reads a token without verifying it (to schedule refreshes).
 //! - [`TokenSource`] holds the current token and refreshes it through a [`Refresher`].
+//! - [`Backoff`] is the jittered exponential backoff every retry loop of the workspace uses.
 
+mod backoff;
 mod cache;
 mod claims;
 mod clock;
@@ -25,9 +27,10 @@ mod scope;
 mod scope_input;
 mod verify;
 
+pub use backoff::Backoff;
 pub use cache::CachingVerifier;
 pub use claims::{Audience, Claims, MAX_TIME_CLAIM, TokenKind};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system as system_clock};
 pub use error::{Error, KindName, RefreshError};
 pub use inspect::{Inspected, inspect};
 pub use issue::{IssuedToken, Issuer, Lifetimes, TokenRequest};

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::backoff::Backoff;
 use crate::clock::{self, SharedClock};
 use crate::error::{Error, RefreshError};
 use crate::inspect::inspect;
@@ -157,20 +158,6 @@ fn ms(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    // Jitter only spreads load; if the random source fails, no jitter is still correct.
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        return 0.0;
-    }
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "53 random bits are plenty for jitter"
-    )]
-    let unit = (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64;
-    unit
-}
-
 #[expect(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
@@ -250,7 +237,8 @@ impl TokenSource {
             let iat = claims
                 .and_then(|c| c.iat)
                 .map_or(now, |i| i.saturating_mul(1000));
-            self.config.refresh_at_ms(iat, exp, random_unit())
+            self.config
+                .refresh_at_ms(iat, exp, crate::backoff::random_unit())
         });
         st.token = token;
         st.generation += 1;
@@ -327,12 +315,12 @@ impl TokenSource {
     /// Exponential backoff with up to 20 % jitter, capped by `backoff_max` and, while the
     /// token is still valid, by its remaining lifetime, so a retry happens before expiry.
     fn backoff_ms(&self, failures: u32, remaining_ms: Option<u64>) -> u64 {
-        let initial = u64::try_from(self.config.backoff_initial.as_millis()).unwrap_or(u64::MAX);
         let max = u64::try_from(self.config.backoff_max.as_millis()).unwrap_or(u64::MAX);
-        let exp = initial
-            .saturating_mul(1u64 << failures.saturating_sub(1).min(32))
-            .min(max);
-        let jittered = exp.saturating_add(scale(exp, 0.2 * random_unit()));
+        let delay =
+            Backoff::added_jitter(self.config.backoff_initial, self.config.backoff_max, 0.2)
+                .capped()
+                .delay(failures.saturating_sub(1));
+        let jittered = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         match remaining_ms {
             Some(rem) if rem > 0 => jittered.min(max).min((rem / 2).max(1)),
             _ => jittered.min(max),

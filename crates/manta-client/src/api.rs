@@ -76,19 +76,7 @@ impl RetryPolicy {
     /// The delay before retry number `attempt` (0-based): exponential, capped, with "equal
     /// jitter" (half fixed, half random) so clients that failed together spread out.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_backoff);
-        let half = base / 2;
-        let mut b = [0u8; 4];
-        // Jitter only spreads load; without randomness the fixed half is still a backoff.
-        let r = if getrandom::fill(&mut b).is_ok() {
-            f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
-        } else {
-            0.0
-        };
-        half + half.mul_f64(r)
+        manta_auth::Backoff::equal_jitter(self.initial_backoff, self.max_backoff).delay(attempt)
     }
 }
 
@@ -134,6 +122,7 @@ pub struct UserApiBuilder {
     audit: bool,
     profile: Option<String>,
     waiting: Option<WaitingNotice>,
+    clock: manta_auth::SharedClock,
 }
 
 impl fmt::Debug for UserApiBuilder {
@@ -168,6 +157,7 @@ impl UserApiBuilder {
             audit: false,
             profile: None,
             waiting: None,
+            clock: manta_auth::system_clock(),
         }
     }
 
@@ -274,6 +264,13 @@ impl UserApiBuilder {
     /// Record every operation in the audit trail (see [`crate::audit`]).
     pub fn audit(mut self, on: bool) -> Self {
         self.audit = on;
+        self
+    }
+
+    /// The clock the refresh engine reads (the system clock by default); a test shares a
+    /// [`manta_auth::ManualClock`] with its manager to jump past a token's expiry.
+    pub fn clock(mut self, clock: manta_auth::SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -389,6 +386,7 @@ impl UserApiBuilder {
             self.token.unwrap_or_else(|| SecretString::from("")),
             refresher,
             self.refresh.clone(),
+            self.clock,
         )
         .map_err(|e| Error::Setting {
             message: e.to_string(),
@@ -463,6 +461,7 @@ impl UserApiBuilder {
             audit: self.audit,
             profile: self.profile.clone(),
             waiting: self.waiting.clone(),
+            clock: Arc::clone(&self.clock),
         }
     }
 }

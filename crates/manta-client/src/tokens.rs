@@ -11,9 +11,9 @@
 //! may be due, the server refused the token, or the token is rotated after that.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use manta_auth::{RefreshConfig, Refresher, TokenSource};
+use manta_auth::{RefreshConfig, Refresher, SharedClock, TokenSource};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::api::lock;
@@ -29,6 +29,8 @@ pub(crate) struct Tokens {
     waiting: Mutex<Option<(SecretString, Option<f64>)>>,
     config: RefreshConfig,
     auto: bool,
+    /// The refresh engine's clock, also the one that decides when to arm it.
+    clock: SharedClock,
 }
 
 impl Tokens {
@@ -36,16 +38,23 @@ impl Tokens {
         token: SecretString,
         refresher: Arc<dyn Refresher>,
         config: Option<RefreshConfig>,
+        clock: SharedClock,
     ) -> Result<Self, manta_auth::Error> {
         let auto = config.is_some();
         let config = config.unwrap_or_default();
-        let engine = TokenSource::new(SecretString::from(""), refresher, config.clone())?;
-        let arm_at = arm_at(&config, &token);
+        let engine = TokenSource::with_clock(
+            SecretString::from(""),
+            refresher,
+            config.clone(),
+            Arc::clone(&clock),
+        )?;
+        let arm_at = arm_at(&config, &token, clock.as_ref());
         Ok(Tokens {
             engine,
             waiting: Mutex::new(Some((token, arm_at))),
             config,
             auto,
+            clock,
         })
     }
 
@@ -64,7 +73,7 @@ impl Tokens {
         }
         let waiting = lock(&self.waiting).clone();
         if let Some((token, arm_at)) = waiting {
-            if arm_at.is_none_or(|at| unix_now() < at) {
+            if arm_at.is_none_or(|at| unix_now(self.clock.as_ref()) < at) {
                 return Ok(token);
             }
             self.arm();
@@ -93,7 +102,7 @@ impl Tokens {
     pub(crate) fn rotate(&self, token: SecretString) {
         let mut waiting = lock(&self.waiting);
         if waiting.is_some() {
-            let at = arm_at(&self.config, &token);
+            let at = arm_at(&self.config, &token, self.clock.as_ref());
             *waiting = Some((token, at));
         } else {
             self.engine.rotate_token(token);
@@ -101,15 +110,20 @@ impl Tokens {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+fn unix_now(clock: &dyn manta_auth::Clock) -> f64 {
+    clock
+        .now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// When the engine could first want to refresh `token` (by its own schedule, with the
 /// largest jitter), minus [`ARM_EARLY`]; `None` for tokens without a readable `exp`.
-fn arm_at(config: &RefreshConfig, token: &SecretString) -> Option<f64> {
+fn arm_at(
+    config: &RefreshConfig,
+    token: &SecretString,
+    clock: &dyn manta_auth::Clock,
+) -> Option<f64> {
     let seen = manta_auth::inspect(token.expose_secret()).ok()?;
     let exp = seen.claims.exp?.saturating_mul(1000);
     #[expect(
@@ -117,10 +131,10 @@ fn arm_at(config: &RefreshConfig, token: &SecretString) -> Option<f64> {
         clippy::cast_sign_loss,
         reason = "unix milliseconds of now fit a u64"
     )]
-    let iat = seen
-        .claims
-        .iat
-        .map_or_else(|| (unix_now() * 1000.0) as u64, |i| i.saturating_mul(1000));
+    let iat = seen.claims.iat.map_or_else(
+        || (unix_now(clock) * 1000.0) as u64,
+        |i| i.saturating_mul(1000),
+    );
     // With the largest jitter: the earliest the engine's own schedule could pick.
     #[expect(
         clippy::cast_precision_loss,
@@ -162,8 +176,8 @@ mod tests {
     }
 
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
+        std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_secs()
     }
@@ -178,6 +192,7 @@ mod tests {
             SecretString::from(fresh.clone()),
             r.clone(),
             Some(RefreshConfig::default()),
+            manta_auth::system_clock(),
         )
         .unwrap();
         assert_eq!(tokens.for_call().await.unwrap().expose_secret(), fresh);
@@ -196,7 +211,7 @@ mod tests {
         let t = now();
         let r = Arc::new(Counting(AtomicU32::new(0), jwt(t, t + 60)));
         let due = SecretString::from(jwt(t - 3000, t + 10));
-        let tokens = Tokens::new(due.clone(), r.clone(), None).unwrap();
+        let tokens = Tokens::new(due.clone(), r.clone(), None, manta_auth::system_clock()).unwrap();
         assert_eq!(
             tokens.for_call().await.unwrap().expose_secret(),
             due.expose_secret()

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use manta_tls::PeerIdentity;
 
 use crate::identity::Caller;
-use crate::store::{AuditEvent, Store, TokenKind, now_ms};
+use crate::store::{AuditEvent, Store, TokenKind, millis_of};
 
 /// How long the writer gathers decisions before it writes them. Bounds how stale
 /// `manta-manager audit` can be against a running server, and how much a crash of the
@@ -209,6 +209,8 @@ impl Shared {
 #[derive(Debug)]
 struct SinkHandle {
     shared: Arc<Shared>,
+    /// The manager's clock: the time each decision is recorded at.
+    clock: manta_auth::SharedClock,
 }
 
 impl Drop for SinkHandle {
@@ -240,20 +242,38 @@ impl AuditWriter {
     }
 }
 
-/// Starts the writer thread over a store, with the default [`Retention`].
+/// Starts the writer thread over a store, with the default [`Retention`], on the system
+/// clock.
 pub fn start(store: Arc<dyn Store>) -> (AuditSink, AuditWriter) {
     start_with(store, Retention::default())
 }
 
-/// Starts the writer thread over a store, keeping the trail to `retention`.
+/// Starts the writer thread over a store, keeping the trail to `retention`, on the system
+/// clock.
 pub fn start_with(store: Arc<dyn Store>, retention: Retention) -> (AuditSink, AuditWriter) {
+    start_with_clock(store, retention, manta_auth::system_clock())
+}
+
+/// As [`start_with`], timing events and retention by `clock` (the manager's one clock). The
+/// writer's batching window and prune cadence stay on the monotonic timer of its thread.
+pub fn start_with_clock(
+    store: Arc<dyn Store>,
+    retention: Retention,
+    clock: manta_auth::SharedClock,
+) -> (AuditSink, AuditWriter) {
     let shared = Arc::new(Shared::default());
     let writer_shared = Arc::clone(&shared);
+    let writer_clock = Arc::clone(&clock);
     let handle = std::thread::Builder::new()
         .name("manta-audit".into())
         .spawn(move || {
             let _mark = DeadOnExit(&writer_shared);
-            run(store.as_ref(), &writer_shared, retention);
+            run(
+                store.as_ref(),
+                &writer_shared,
+                retention,
+                writer_clock.as_ref(),
+            );
         })
         .ok();
     if handle.is_none() {
@@ -262,7 +282,7 @@ pub fn start_with(store: Arc<dyn Store>, retention: Retention) -> (AuditSink, Au
     }
     (
         AuditSink {
-            handle: Arc::new(SinkHandle { shared }),
+            handle: Arc::new(SinkHandle { shared, clock }),
         },
         AuditWriter { handle },
     )
@@ -272,7 +292,7 @@ impl AuditSink {
     /// Records one decision. Takes a short lock and, for a decision seen before in this
     /// window, allocates nothing.
     pub fn record(&self, decision: Decision<'_>) {
-        let at = now_ms();
+        let at = millis_of(self.handle.clock.as_ref());
         let key = Key {
             who: decision.who,
             method: decision.method,
@@ -349,16 +369,16 @@ impl Drop for DeadOnExit<'_> {
     }
 }
 
-fn prune(store: &dyn Store, retention: &Retention) {
-    match retention.prune(store, now_ms()) {
+fn prune(store: &dyn Store, retention: &Retention, clock: &dyn manta_auth::Clock) {
+    match retention.prune(store, millis_of(clock)) {
         Ok(0) => {}
         Ok(n) => tracing::debug!(deleted = n, "pruned the audit trail"),
         Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
     }
 }
 
-fn run(store: &dyn Store, shared: &Shared, retention: Retention) {
-    prune(store, &retention);
+fn run(store: &dyn Store, shared: &Shared, retention: Retention, clock: &dyn manta_auth::Clock) {
+    prune(store, &retention, clock);
     let mut last_prune = Instant::now();
     let mut since_prune: u64 = 0;
     loop {
@@ -386,7 +406,7 @@ fn run(store: &dyn Store, shared: &Shared, retention: Retention) {
         since_prune = since_prune.saturating_add(write(store, tallies));
         // Before the waiters are released, so a flush also sees the trail pruned.
         if since_prune >= retention.rows_between_prunes() || last_prune.elapsed() >= PRUNE_EVERY {
-            prune(store, &retention);
+            prune(store, &retention, clock);
             last_prune = Instant::now();
             since_prune = 0;
         }
@@ -547,6 +567,7 @@ mod tests {
         let sink = AuditSink {
             handle: Arc::new(SinkHandle {
                 shared: Arc::clone(&shared),
+                clock: manta_auth::system_clock(),
             }),
         };
         sink.record(decision(Who::Nobody, "/s/M", false));

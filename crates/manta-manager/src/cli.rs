@@ -16,7 +16,7 @@ use crate::identity::Core;
 use crate::keys::{Authority, rotate};
 use crate::scopes;
 use crate::server::{ServeOptions, serve, shutdown_signal};
-use crate::store::{AuditQuery, SqliteStore, Store, now_ms, now_secs};
+use crate::store::{AuditQuery, SqliteStore, Store, millis_of};
 
 mod pki;
 mod platform;
@@ -310,7 +310,11 @@ impl Context {
             &config.issuer,
             config.key_retention_secs(),
         )?);
-        let (sink, writer) = crate::audit::start_with(Arc::clone(&store), retention);
+        let (sink, writer) = crate::audit::start_with_clock(
+            Arc::clone(&store),
+            retention,
+            Arc::clone(authority.clock()),
+        );
         let core = Arc::new(
             Core::new(
                 store,
@@ -745,7 +749,7 @@ fn token_command(ctx: &Context, cmd: TokenCommand, out: &mut dyn Write) -> Resul
                 Some(u) => Some(ctx.core.find_user(&u)?.id),
                 None => None,
             };
-            let now = now_secs();
+            let now = ctx.core.now_secs();
             let tokens = ctx
                 .store()
                 .list_tokens(user_id.as_deref(), None, all, now)?;
@@ -814,16 +818,16 @@ fn audit_command(ctx: &Context, args: &AuditArgs, out: &mut dyn Write) -> Result
                 max_rows: *max_rows,
             }
         };
-        let deleted = retention.prune(ctx.store(), now_ms())?;
+        let deleted = retention.prune(ctx.store(), millis_of(ctx.core.clock().as_ref()))?;
         return writeln!(out, "deleted {deleted} audit rows").map_err(io_err);
     }
     let subject = match &args.user {
         Some(u) => Some(ctx.core.find_user(u)?.id),
         None => None,
     };
-    let since_ms = args
-        .since
-        .map(|d| now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
+    let since_ms = args.since.map(|d| {
+        millis_of(ctx.core.clock().as_ref()) - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+    });
     let events = ctx.store().query_audit(&AuditQuery {
         since_ms,
         subject,

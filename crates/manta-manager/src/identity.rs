@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use crate::ratelimit::{SignInLimiter, SignInLimits, Throttled};
 use crate::scopes;
 use crate::store::{
     DataVersion, NewUser, RefreshOutcome, SessionRecord, Store, TokenKind, TokenRecord, UserRecord,
-    new_id, now_secs,
+    new_id,
 };
 
 /// Token lifetimes.
@@ -226,6 +226,16 @@ impl Core {
         self
     }
 
+    /// The manager's one clock (the key authority's): every timestamp, expiry and window.
+    pub fn clock(&self) -> &manta_auth::SharedClock {
+        self.authority.clock()
+    }
+
+    /// [`Core::clock`]'s time in unix seconds.
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.authority.now_secs()
+    }
+
     /// Clusters, swarms, modules and the node registry.
     pub fn platform(&self) -> &crate::platform::Platform {
         &self.platform
@@ -277,7 +287,7 @@ impl Core {
                 password_hash,
                 scopes: user_scopes,
             },
-            now_secs(),
+            self.now_secs(),
         )
     }
 
@@ -311,7 +321,7 @@ impl Core {
             }
             self.check_outranks(held, user_id)?;
         }
-        if self.store.set_scopes(user_id, next, now_secs())? {
+        if self.store.set_scopes(user_id, next, self.now_secs())? {
             Ok(())
         } else {
             Err(Error::UnknownUser(user_id.to_owned()))
@@ -350,7 +360,7 @@ impl Core {
     pub fn set_password(&self, user_id: &str, password: &SecretString) -> Result<()> {
         check_new_password(password)?;
         let hash = hash_password(password)?;
-        if self.store.set_password(user_id, &hash, now_secs())? {
+        if self.store.set_password(user_id, &hash, self.now_secs())? {
             Ok(())
         } else {
             Err(Error::UnknownUser(user_id.to_owned()))
@@ -369,7 +379,7 @@ impl Core {
         if let Some(version) = version {
             let cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(hit) = cache.get(&key).filter(|c| {
-                c.version == version && c.keys == keys && c.caller.expires_at > now_secs()
+                c.version == version && c.keys == keys && c.caller.expires_at > self.now_secs()
             }) {
                 return Ok(Arc::clone(&hit.caller));
             }
@@ -465,7 +475,7 @@ impl Core {
         };
         let attempt = self
             .limiter
-            .begin(peer, username, Instant::now())
+            .begin(peer, username, self.clock().elapsed())
             .map_err(throttled)?;
         // A store failure drops the attempt, which releases it without counting a failure.
         let found = self.store.credentials(username)?;
@@ -479,10 +489,10 @@ impl Core {
             })
             .map_err(throttled)?;
         if !ok {
-            attempt.failed(Instant::now());
+            attempt.failed(self.clock().elapsed());
             return Err(Error::BadCredentials);
         }
-        attempt.succeeded(Instant::now());
+        attempt.succeeded(self.clock().elapsed());
         // verify_password only succeeds with a stored hash, so the user exists here.
         let (user, _) = found.ok_or(Error::BadCredentials)?;
         Ok(user)
@@ -502,13 +512,13 @@ impl Core {
     ) -> Result<NewSession> {
         let user = self.check_credentials(username, password, peer)?;
         let session = self.start_session(&user)?;
-        self.store.record_login(&user.id, now_secs())?;
+        self.store.record_login(&user.id, self.now_secs())?;
         Ok(session)
     }
 
     /// Starts a session for a user: one access token and the first refresh token.
     pub fn start_session(&self, user: &UserRecord) -> Result<NewSession> {
-        let now = now_secs();
+        let now = self.now_secs();
         let session = SessionRecord {
             id: new_id(),
             user_id: user.id.clone(),
@@ -587,7 +597,7 @@ impl Core {
         let Some(session_id) = caller.session_id.as_deref() else {
             return Err(Error::NotRefreshable);
         };
-        let now = now_secs();
+        let now = self.now_secs();
         let session = self
             .store
             .session(session_id)?
@@ -611,7 +621,7 @@ impl Core {
 
     /// RefreshSession: rotates the refresh token; reuse revokes the whole session.
     pub fn refresh_session(&self, refresh: &SecretString) -> Result<NewSession> {
-        let now = now_secs();
+        let now = self.now_secs();
         let next = SecretString::from(format!("mrt_{}", hex::encode(rand::random::<[u8; 32]>())));
         let next_expires = now + secs(self.lifetimes.refresh);
         let outcome =
@@ -656,13 +666,13 @@ impl Core {
             .store
             .session_of_refresh(&digest(refresh))?
             .ok_or(Error::Refresh("unknown refresh token; nothing to revoke"))?;
-        self.store.revoke_session(&session.id, now_secs())?;
+        self.store.revoke_session(&session.id, self.now_secs())?;
         Ok(())
     }
 
     /// Logout: revokes the caller's session (or the token itself when it has none).
     pub fn logout(&self, caller: &Caller) -> Result<()> {
-        let now = now_secs();
+        let now = self.now_secs();
         match caller.session_id.as_deref() {
             Some(sid) => self.store.revoke_session(sid, now)?,
             None => self.store.revoke_token(&caller.token_id, now)?,
@@ -705,7 +715,7 @@ impl Core {
             .store
             .session(session_id)?
             .ok_or(Error::Token(TokenProblem::SessionRevoked))?;
-        let age = now_secs().saturating_sub(session.created_at);
+        let age = self.now_secs().saturating_sub(session.created_at);
         let limit = secs(self.lifetimes.recent_auth);
         if age > limit {
             return Err(Error::ReauthenticationRequired(format!(
@@ -777,7 +787,7 @@ impl Core {
         let found = self.store.token(jti)?;
         match found {
             Some(t) if owner.is_none_or(|o| o == t.user_id) => {
-                self.store.revoke_token(jti, now_secs())?;
+                self.store.revoke_token(jti, self.now_secs())?;
                 Ok(())
             }
             _ => Err(Error::UnknownToken(jti.to_owned())),
@@ -787,7 +797,10 @@ impl Core {
     /// Ends every session, refresh token and token of a user issued up to now, exactly: a
     /// token issued a millisecond later still works.
     pub fn revoke_all_of(&self, user_id: &str) -> Result<()> {
-        if self.store.revoke_user_credentials(user_id, now_secs())? {
+        if self
+            .store
+            .revoke_user_credentials(user_id, self.now_secs())?
+        {
             Ok(())
         } else {
             Err(Error::UnknownUser(user_id.to_owned()))
@@ -800,6 +813,10 @@ mod tests {
     use super::*;
     use crate::keys::SigningMode;
     use crate::store::SqliteStore;
+
+    fn now_secs() -> i64 {
+        crate::store::secs_of(&manta_auth::SystemClock)
+    }
 
     struct Fixture {
         _dir: tempfile::TempDir,

@@ -9,14 +9,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use manta_auth::{
-    Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig, VerifyingKey,
+    Clock, Issuer, KeySet, SharedClock, SigningKey, SystemClock, TokenRequest, Verifier,
+    VerifierConfig, VerifyingKey,
 };
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::scopes;
-use crate::store::{SigningKeyRecord, Store, TokenKind, new_id, now_secs};
+use crate::store::{SigningKeyRecord, Store, TokenKind, new_id, secs_of};
 
 /// How tokens are signed.
 #[derive(Debug, Clone)]
@@ -165,6 +166,8 @@ pub struct Authority {
     /// Bumped by every [`Authority::reload`], so caches of verified tokens kept elsewhere
     /// (`Core`'s callers) know the key set may have changed.
     generation: AtomicU64,
+    /// The manager's one clock: token times, key retention and every record's timestamp.
+    clock: SharedClock,
 }
 
 /// Most cached verifications; the cache is emptied when it would grow past this.
@@ -213,17 +216,36 @@ fn secs(t: u64) -> i64 {
 }
 
 impl Authority {
-    /// Loads the key set, creating the first EdDSA key when the store has none.
+    /// Loads the key set, creating the first EdDSA key when the store has none, on the
+    /// system clock.
     pub fn open(
         store: Arc<dyn Store>,
         mode: SigningMode,
         issuer: &str,
         retention_secs: i64,
     ) -> Result<Self> {
+        Self::open_with_clock(
+            store,
+            mode,
+            issuer,
+            retention_secs,
+            manta_auth::system_clock(),
+        )
+    }
+
+    /// As [`Authority::open`] on `clock`, which then times everything the manager built on
+    /// this authority does (tokens, sessions, nodes, audit).
+    pub fn open_with_clock(
+        store: Arc<dyn Store>,
+        mode: SigningMode,
+        issuer: &str,
+        retention_secs: i64,
+        clock: SharedClock,
+    ) -> Result<Self> {
         if matches!(mode, SigningMode::EdDsa) && store.signing_keys()?.is_empty() {
-            rotate(store.as_ref())?;
+            rotate_at(store.as_ref(), clock.as_ref())?;
         }
-        let state = load(store.as_ref(), &mode, issuer, retention_secs)?;
+        let state = load(store.as_ref(), &mode, issuer, retention_secs, &clock)?;
         Ok(Authority {
             store,
             mode,
@@ -232,7 +254,18 @@ impl Authority {
             state: RwLock::new(Arc::new(state)),
             verified: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            clock,
         })
+    }
+
+    /// The clock every time in this manager comes from.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// [`Authority::clock`]'s time in unix seconds.
+    pub(crate) fn now_secs(&self) -> i64 {
+        secs_of(self.clock.as_ref())
     }
 
     /// Re-reads the keys, so a `keys rotate` by the CLI reaches a running server.
@@ -242,6 +275,7 @@ impl Authority {
             &self.mode,
             &self.issuer,
             self.retention_secs,
+            &self.clock,
         )?;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
         self.verified
@@ -300,7 +334,7 @@ impl Authority {
     /// (revocation, sessions) come after.
     pub fn verify(&self, token: &str) -> Result<Verified, TokenProblem> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = now_secs();
+        let now = self.now_secs();
         if let Some(hit) = self
             .verified
             .lock()
@@ -377,12 +411,17 @@ impl Authority {
 }
 
 /// Generates a new EdDSA key, stores it and retires the previous ones (they keep verifying).
-/// Returns the new `kid`.
+/// Returns the new `kid`. Timed by the system clock (the admin command's).
 pub fn rotate(store: &dyn Store) -> Result<String> {
+    rotate_at(store, &SystemClock)
+}
+
+/// As [`rotate`], timed by `clock`.
+pub fn rotate_at(store: &dyn Store, clock: &dyn Clock) -> Result<String> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| Error::Key(e.to_string()))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| Error::Key(e.to_string()))?;
-    let now = now_secs();
+    let now = secs_of(clock);
     let record = SigningKeyRecord {
         kid: new_id()[..16].to_owned(),
         alg: "EdDSA".into(),
@@ -399,7 +438,13 @@ fn at(unix: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
 }
 
-fn load(store: &dyn Store, mode: &SigningMode, issuer: &str, retention_secs: i64) -> Result<State> {
+fn load(
+    store: &dyn Store,
+    mode: &SigningMode,
+    issuer: &str,
+    retention_secs: i64,
+    clock: &SharedClock,
+) -> Result<State> {
     let (signing, keys) = match mode {
         SigningMode::Hs256(secret) => {
             let bytes = secret.expose_secret().as_bytes();
@@ -416,7 +461,7 @@ fn load(store: &dyn Store, mode: &SigningMode, issuer: &str, retention_secs: i64
             (key, keys)
         }
         SigningMode::EdDsa => {
-            let now = now_secs();
+            let now = secs_of(clock.as_ref());
             let records = store.signing_keys()?;
             let Some(active) = records
                 .iter()
@@ -450,9 +495,12 @@ fn load(store: &dyn Store, mode: &SigningMode, issuer: &str, retention_secs: i64
         }
     };
     let jwks = keys.to_jwks_json();
-    let verifier =
-        Verifier::new(VerifierConfig::new(issuer, AUDIENCE), keys).map_err(|e| key_err(&e))?;
-    let issuer = Issuer::new(issuer, AUDIENCE, signing).map_err(|e| key_err(&e))?;
+    let verifier = Verifier::new(VerifierConfig::new(issuer, AUDIENCE), keys)
+        .map_err(|e| key_err(&e))?
+        .with_clock(Arc::clone(clock));
+    let issuer = Issuer::new(issuer, AUDIENCE, signing)
+        .map_err(|e| key_err(&e))?
+        .with_clock(Arc::clone(clock));
     Ok(State {
         issuer,
         verifier,

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::keys::Authority;
 use crate::registry::{NodeSettings, Registry};
-use crate::store::{ClusterRecord, ModuleRecord, Store, SwarmRecord, new_id, now_secs};
+use crate::store::{ClusterRecord, ModuleRecord, Store, SwarmRecord, new_id};
 
 /// Who is looking: administrators (`admin:*`) see everything, other users what they own or,
 /// for clusters, what they are a member of.
@@ -114,6 +114,11 @@ impl Platform {
         Platform { store, registry }
     }
 
+    /// The manager's clock's time in unix seconds.
+    fn now_secs(&self) -> i64 {
+        self.registry.now_secs()
+    }
+
     /// The node registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
@@ -121,7 +126,7 @@ impl Platform {
 
     /// Creates a cluster owned by `owner_id` (empty: only administrators see it).
     pub fn create_cluster(&self, owner_id: &str, name: &str) -> Result<ClusterRecord> {
-        let now = now_secs();
+        let now = self.now_secs();
         let record = ClusterRecord {
             id: new_id(),
             name: check_name("cluster name", name)?,
@@ -171,7 +176,7 @@ impl Platform {
             ClusterStatus::Stopped
         };
         self.store
-            .set_cluster_status(&c.id, status as i32, now_secs())?;
+            .set_cluster_status(&c.id, status as i32, self.now_secs())?;
         self.cluster(viewer, &c.id)
     }
 
@@ -203,7 +208,7 @@ impl Platform {
         let c = self.cluster(viewer, id)?;
         // Exact: a token issued before this commit is refused, one issued after it (in the
         // same second, too) joins.
-        self.store.revoke_bootstrap(&c.id, now_secs())?;
+        self.store.revoke_bootstrap(&c.id, self.now_secs())?;
         Ok(())
     }
 
@@ -218,7 +223,7 @@ impl Platform {
             id: new_id(),
             owner_id: viewer.user_id.clone(),
             name,
-            created_at: now_secs(),
+            created_at: self.now_secs(),
             body: module.encode_to_vec(),
         };
         self.store.insert_module(&record)?;
@@ -279,7 +284,7 @@ impl Platform {
             owner_id: viewer.user_id.clone(),
             name,
             status: SwarmStatusEnum::Pending as i32,
-            created_at: now_secs(),
+            created_at: self.now_secs(),
             last_start: None,
             last_stop: None,
             max_iteration: request.max_iteration,
@@ -321,7 +326,7 @@ impl Platform {
             )));
         }
         self.store
-            .set_swarm_status(&s.id, SwarmStatusEnum::Active as i32, now_secs())?;
+            .set_swarm_status(&s.id, SwarmStatusEnum::Active as i32, self.now_secs())?;
         self.swarm(viewer, &s.id)
     }
 
@@ -332,7 +337,7 @@ impl Platform {
             self.store.delete_swarm(&s.id)?;
         } else {
             self.store
-                .set_swarm_status(&s.id, SwarmStatusEnum::Stopped as i32, now_secs())?;
+                .set_swarm_status(&s.id, SwarmStatusEnum::Stopped as i32, self.now_secs())?;
         }
         Ok(())
     }

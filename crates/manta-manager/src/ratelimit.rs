@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -99,12 +99,12 @@ type Key = [u8; 16];
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
-    started: Instant,
+    started: Duration,
     count: u32,
 }
 
 impl Window {
-    fn new(now: Instant) -> Self {
+    fn new(now: Duration) -> Self {
         Window {
             started: now,
             count: 0,
@@ -112,8 +112,8 @@ impl Window {
     }
 
     /// Restarts the window when it is over; returns the time left in it.
-    fn roll(&mut self, now: Instant, length: Duration) -> Duration {
-        let age = now.saturating_duration_since(self.started);
+    fn roll(&mut self, now: Duration, length: Duration) -> Duration {
+        let age = now.saturating_sub(self.started);
         if age >= length {
             *self = Window::new(now);
             length
@@ -122,8 +122,8 @@ impl Window {
         }
     }
 
-    fn expired(&self, now: Instant, length: Duration) -> bool {
-        now.saturating_duration_since(self.started) >= length
+    fn expired(&self, now: Duration, length: Duration) -> bool {
+        now.saturating_sub(self.started) >= length
     }
 }
 
@@ -133,7 +133,7 @@ struct Pair {
     /// Attempts reserved and not yet finished.
     pending: u32,
     /// Until when this peer skips the user's slow-down (it signed in as the user).
-    trusted_until: Option<Instant>,
+    trusted_until: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -141,7 +141,7 @@ struct User {
     failures: Window,
     pending: u32,
     /// The earliest instant the next slowed-down attempt may start.
-    next_slot: Instant,
+    next_slot: Duration,
 }
 
 #[derive(Debug)]
@@ -149,7 +149,7 @@ struct Tables {
     peers: HashMap<Key, Window>,
     pairs: HashMap<Key, Pair>,
     users: HashMap<Key, User>,
-    last_sweep: Instant,
+    last_sweep: Duration,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -291,7 +291,7 @@ impl SignInLimiter {
                 peers: HashMap::new(),
                 pairs: HashMap::new(),
                 users: HashMap::new(),
-                last_sweep: Instant::now(),
+                last_sweep: Duration::ZERO,
             }),
             checkers,
         }
@@ -313,12 +313,13 @@ impl SignInLimiter {
 
     /// Reserves an attempt for `username` from `peer`, or refuses it. The reservation
     /// counts as a failure until it is finished, so concurrent attempts cannot overrun the
-    /// limits.
+    /// limits. `now` (here and in [`Attempt`]) is the manager clock's monotonic reading,
+    /// [`manta_auth::Clock::elapsed`], so a test advances the windows with a manual clock.
     pub fn begin(
         &self,
         peer: &str,
         username: &str,
-        now: Instant,
+        now: Duration,
     ) -> Result<Attempt<'_>, Throttled> {
         let l = &self.limits;
         let network = peer_network(peer);
@@ -460,9 +461,9 @@ impl SignInLimiter {
     }
 
     /// Drops expired entries once per window, so memory follows the live attempts.
-    fn sweep(&self, t: &mut Tables, now: Instant) {
+    fn sweep(&self, t: &mut Tables, now: Duration) {
         let window = self.limits.window;
-        if now.saturating_duration_since(t.last_sweep) < window {
+        if now.saturating_sub(t.last_sweep) < window {
             return;
         }
         t.last_sweep = now;
@@ -472,7 +473,13 @@ impl SignInLimiter {
             .retain(|_, u| u.pending > 0 || !u.failures.expired(now, window));
     }
 
-    fn finish(&self, pair: &Key, user: &Key, failed: Option<Instant>, succeeded: Option<Instant>) {
+    fn finish(
+        &self,
+        pair: &Key,
+        user: &Key,
+        failed: Option<Duration>,
+        succeeded: Option<Duration>,
+    ) {
         let mut t = lock(&self.tables);
         let window = self.limits.window;
         if let Some(p) = t.pairs.get_mut(pair) {
@@ -496,7 +503,7 @@ impl SignInLimiter {
     }
 }
 
-fn pair_idle(p: &Pair, now: Instant, window: Duration) -> bool {
+fn pair_idle(p: &Pair, now: Duration, window: Duration) -> bool {
     p.pending == 0
         && p.failures.expired(now, window)
         && p.trusted_until.is_none_or(|until| now >= until)
@@ -510,7 +517,7 @@ fn make_room<V>(
     key: &Key,
     cap: usize,
     idle: impl Fn(&V) -> bool,
-    age: impl Fn(&V) -> Option<Instant>,
+    age: impl Fn(&V) -> Option<Duration>,
 ) -> Option<()> {
     if map.contains_key(key) || map.len() < cap {
         return Some(());
@@ -535,14 +542,14 @@ impl Attempt<'_> {
     }
 
     /// The password was wrong (or the user does not exist).
-    pub fn failed(mut self, now: Instant) {
+    pub fn failed(mut self, now: Duration) {
         self.done = true;
         self.limiter.finish(&self.pair, &self.user, Some(now), None);
     }
 
     /// The password was right: the pair's failures are cleared and the peer is trusted for
     /// this user.
-    pub fn succeeded(mut self, now: Instant) {
+    pub fn succeeded(mut self, now: Duration) {
         self.done = true;
         self.limiter.finish(&self.pair, &self.user, None, Some(now));
     }
@@ -574,14 +581,14 @@ mod tests {
         }
     }
 
-    fn fail(l: &SignInLimiter, peer: &str, user: &str, now: Instant) {
+    fn fail(l: &SignInLimiter, peer: &str, user: &str, now: Duration) {
         l.begin(peer, user, now).unwrap().failed(now);
     }
 
     #[test]
     fn a_pair_is_locked_after_failures_until_the_window_ends() {
         let l = SignInLimiter::new(limits());
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         fail(&l, "p1", "alice", t0);
         fail(&l, "p1", "alice", t0);
         assert!(matches!(l.begin("p1", "alice", t0), Err(Throttled::User(d)) if d.as_secs() == 60));
@@ -597,7 +604,7 @@ mod tests {
         let mut lim = limits();
         lim.per_peer = 100;
         let l = SignInLimiter::new(lim);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         fail(&l, "203.0.113.9", "admin", t0);
         fail(&l, "203.0.113.9", "admin", t0);
         assert!(l.begin("203.0.113.9", "admin", t0).is_err());
@@ -607,7 +614,7 @@ mod tests {
     #[test]
     fn reservations_count_before_the_check_finishes() {
         let l = SignInLimiter::new(limits());
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         let a = l.begin("p", "alice", t0).unwrap();
         let b = l.begin("p", "alice", t0).unwrap();
         // Two checks are in flight: a third could be the one past the limit.
@@ -624,7 +631,7 @@ mod tests {
         let mut lim = limits();
         lim.per_peer = 100;
         let l = SignInLimiter::new(lim);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         fail(&l, "home", "alice", t0);
         l.begin("home", "alice", t0).unwrap().succeeded(t0);
         fail(&l, "home", "alice", t0);
@@ -648,7 +655,7 @@ mod tests {
     #[test]
     fn a_peer_is_limited_across_user_names_and_ipv6_by_its_64() {
         let l = SignInLimiter::new(limits());
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         for name in ["a", "b", "c"] {
             drop(l.begin("2001:db8:1:2::10", name, t0).unwrap());
         }
@@ -669,7 +676,7 @@ mod tests {
         lim.per_peer = u32::MAX;
         lim.max_entries = 50;
         let l = SignInLimiter::new(lim);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         for i in 0..1000 {
             fail(
                 &l,

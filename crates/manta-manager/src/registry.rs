@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::keys::{Authority, TokenProblem};
-use crate::store::{ClusterRecord, DataVersion, NodeRecord, Store, now_secs};
+use crate::store::{ClusterRecord, DataVersion, NodeRecord, Store};
 
 /// Why a node token whose node is no longer registered is refused, and what to do.
 const NODE_REMOVED: &str = "revoked node token: this node was removed from the registry; \
@@ -243,6 +243,11 @@ impl Registry {
         }
     }
 
+    /// The manager's clock's time in unix seconds.
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.authority.now_secs()
+    }
+
     /// The timings in use.
     pub fn settings(&self) -> NodeSettings {
         self.settings
@@ -390,7 +395,7 @@ impl Registry {
     }
 
     fn authenticate_node(&self, token: &str, access: NodeAccess) -> Result<NodeCaller> {
-        let now = now_secs();
+        let now = self.now_secs();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let cached = self.state()?.verified.get(&digest).cloned();
         let (node_id, version, exp, cluster_id, jti) = match cached {
@@ -504,7 +509,7 @@ impl Registry {
         after: i64,
     ) -> Result<NodeToken> {
         let ttl = secs(self.settings.node_token_ttl);
-        let lifetime = ttl.max(after - now_secs() + 1).max(1);
+        let lifetime = ttl.max(after - self.now_secs() + 1).max(1);
         let request = TokenRequest::new(AuthKind::NodeIdentity, node_id)
             .node(node_id, cluster_id, version)
             .lifetime(Duration::from_secs(u64::try_from(lifetime).unwrap_or(1)));
@@ -542,7 +547,7 @@ impl Registry {
             .filter(|r| !r.is_empty() && r.len() <= 128)
             .map(str::to_owned);
         let _join = self.join.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_secs();
+        let now = self.now_secs();
         let (node_id, cluster_id, previous) = match caller {
             NodeCaller::Bootstrap { cluster_id, .. } => {
                 let cluster = self
@@ -628,7 +633,7 @@ impl Registry {
             .store
             .node(node_id)?
             .ok_or(Error::NodeRefused(NODE_REMOVED))?;
-        let now = now_secs();
+        let now = self.now_secs();
         record.issued_version += 1;
         let token = self.sign_node(
             &record.id,
@@ -650,7 +655,7 @@ impl Registry {
 
     /// A heartbeat: the node is alive now. Memory only; [`Registry::flush`] persists it.
     pub fn heartbeat(&self, node_id: &str) -> Result<()> {
-        let now = now_secs();
+        let now = self.now_secs();
         let mut state = self.state()?;
         let Some(live) = state.nodes.get_mut(node_id) else {
             return Err(Error::NodeRefused(NODE_REMOVED));
@@ -728,7 +733,7 @@ impl Registry {
 
     /// The nodes of a cluster (or all), with liveness.
     pub fn list(&self, cluster_id: Option<&str>) -> Result<Vec<NodeView>> {
-        let now = now_secs();
+        let now = self.now_secs();
         self.store
             .list_nodes(cluster_id)?
             .into_iter()
@@ -738,7 +743,7 @@ impl Registry {
 
     /// One node with liveness; `None` when there is none (or it is in another cluster).
     pub fn get(&self, cluster_id: Option<&str>, node_id: &str) -> Result<Option<NodeView>> {
-        let now = now_secs();
+        let now = self.now_secs();
         match self.store.node(node_id)? {
             Some(r) if cluster_id.is_none_or(|c| c == r.cluster_id) => Ok(Some(self.view(r, now)?)),
             _ => Ok(None),
@@ -787,13 +792,23 @@ mod tests {
         store: Arc<dyn Store>,
         registry: Registry,
         cluster: ClusterRecord,
+        clock: manta_auth::ManualClock,
     }
 
     fn fixture(settings: NodeSettings) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("m.db")).unwrap());
-        let authority =
-            Arc::new(Authority::open(Arc::clone(&store), SigningMode::EdDsa, "t", 86_400).unwrap());
+        let clock = manta_auth::ManualClock::starting_now();
+        let authority = Arc::new(
+            Authority::open_with_clock(
+                Arc::clone(&store),
+                SigningMode::EdDsa,
+                "t",
+                86_400,
+                clock.shared(),
+            )
+            .unwrap(),
+        );
         let platform =
             crate::platform::Platform::new(Arc::clone(&store), Arc::clone(&authority), settings);
         let cluster = platform.create_cluster("", "c").unwrap();
@@ -803,6 +818,7 @@ mod tests {
             store,
             registry,
             cluster,
+            clock,
         }
     }
 
@@ -833,7 +849,7 @@ mod tests {
         let f = fixture(short);
         let first = join(&f, Some("edge-1"));
         // Past `exp` plus the verifier's leeway.
-        std::thread::sleep(Duration::from_millis(2100));
+        f.clock.advance(Duration::from_millis(2100));
         let token = first.token.expose_secret();
         let err = f
             .registry
@@ -853,7 +869,7 @@ mod tests {
             ..NodeSettings::default()
         });
         let t = join(&strict, None);
-        std::thread::sleep(Duration::from_millis(2100));
+        strict.clock.advance(Duration::from_millis(2100));
         let err = strict
             .registry
             .authenticate(t.token.expose_secret(), NodeAccess::Renew)
@@ -911,7 +927,11 @@ mod tests {
         f.registry
             .authenticate(before.expose_secret(), NodeAccess::Join)
             .unwrap();
-        assert!(f.store.revoke_bootstrap(&f.cluster.id, now_secs()).unwrap());
+        assert!(
+            f.store
+                .revoke_bootstrap(&f.cluster.id, f.registry.now_secs())
+                .unwrap()
+        );
         let err = f
             .registry
             .authenticate(before.expose_secret(), NodeAccess::Join)

@@ -19,7 +19,8 @@ use tokio::net::TcpListener;
 use crate::authz::AuthzLayer;
 use crate::error::{Error, Result};
 use crate::grpc::{
-    ClusterApi, ModuleApi, NodeApi, NodeSessionApi, SwarmApi, TokenApi, Unserved, UserApi,
+    ClusterApi, ModuleApi, NodeApi, NodeSessionApi, SwarmApi, TokenApi, Unserved, UnservedLayer,
+    UserApi,
 };
 use crate::identity::Core;
 use crate::limits::{Limits, LimitsLayer, MessageLimits};
@@ -156,6 +157,7 @@ pub async fn serve(
     let user_routes = builder(&options.limits)
         .layer(LimitsLayer::new(sizes))
         .layer(layer(&core, &options))
+        .layer(UnservedLayer)
         .add_service(sized!(
             UserManagementServer::new(UserApi::new(Arc::clone(&core))),
             small,
@@ -188,6 +190,7 @@ pub async fn serve(
     let node_routes = builder(&options.limits)
         .layer(LimitsLayer::new(sizes))
         .layer(layer(&core, &options))
+        .layer(UnservedLayer)
         .add_service(sized!(
             NodeServiceServer::new(NodeApi::new(Arc::clone(&core))),
             n,

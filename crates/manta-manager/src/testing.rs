@@ -52,6 +52,10 @@ pub struct TestOptions {
     /// Bind these addresses instead of 127.0.0.1 with system-chosen ports, e.g. the ones an
     /// earlier manager had, so clients reconnect to the restarted one.
     pub addrs: Option<(SocketAddr, SocketAddr)>,
+    /// The manager's one clock (tokens, sessions, nodes, audit, sign-in windows); the system
+    /// clock without it. A [`manta_auth::ManualClock`] here lets a test jump past a
+    /// token's expiry or a heartbeat window instead of sleeping.
+    pub clock: Option<manta_auth::SharedClock>,
 }
 
 /// A running manager with its engine, for setup and inspection.
@@ -96,12 +100,20 @@ impl TestManager {
         };
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&data_dir.join("manager.db")).expect("test manager store"));
+        let clock = options.clock.unwrap_or_else(manta_auth::system_clock);
         let authority = Arc::new(
-            Authority::open(Arc::clone(&store), SigningMode::EdDsa, "manta-test", 86_400)
-                .expect("test manager signing key"),
+            Authority::open_with_clock(
+                Arc::clone(&store),
+                SigningMode::EdDsa,
+                "manta-test",
+                86_400,
+                Arc::clone(&clock),
+            )
+            .expect("test manager signing key"),
         );
         // The writer stops by itself once the last sink (inside `core`) is dropped.
-        let (sink, _writer) = audit::start(Arc::clone(&store));
+        let (sink, _writer) =
+            audit::start_with_clock(Arc::clone(&store), audit::Retention::default(), clock);
         let core = Arc::new(
             Core::new(store, authority, options.lifetimes, options.limits, sink)
                 .with_node_settings(options.nodes),

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::client::{ManagerClient, NodeRefresher, Registered, client_tls, is_retryable};
 use crate::error::NodeError;
-use crate::identity::{IdentityState, NodeIdentity, hostname, state_dir, unix_now};
+use crate::identity::{IdentityState, NodeIdentity, hostname, state_dir};
 use crate::runfile::{RunInfo, RunLock, process_start_ticks, run_dir};
 
 /// Heartbeat interval when neither the manager nor the options say (the SDK examples treat
@@ -68,6 +68,12 @@ impl AgentOptions {
             clock: None,
             hostname: None,
         }
+    }
+
+    /// The agent's one clock: [`AgentOptions::clock`], or the system clock.
+    #[must_use]
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone().unwrap_or_else(manta_auth::system_clock)
     }
 }
 
@@ -246,7 +252,7 @@ pub fn preflight(
     // The seed's validation first, so a bad configured alias is reported as the seed's
     // "Invalid alias format" with its solutions; only an expired bootstrap token waits for
     // the state file (below), which may make it harmless.
-    check(&config, true)?;
+    check(&config, true, SystemTime::now())?;
     let identity = NodeIdentity::resolve(&config.identity, alias, host)?;
     let endpoint = format!(
         "{}:{}",
@@ -259,7 +265,7 @@ pub fn preflight(
         IdentityState::load(&state_path)?
             .filter(|s| s.manager == endpoint && s.alias == identity.alias)
     };
-    let warnings = check(&config, saved.is_some())?;
+    let warnings = check(&config, saved.is_some(), SystemTime::now())?;
     let tls = client_tls(&config, env)?;
     Ok(Preflight {
         config,
@@ -274,8 +280,8 @@ pub fn preflight(
 /// Validation, with one exception: when a saved node identity can be resumed, an expired
 /// bootstrap token is only a warning (the node does not need it unless it must register
 /// from scratch). Returns the problems that do not block, to be shown as warnings.
-fn check(config: &NodeConfig, resumable: bool) -> Result<Vec<Problem>, NodeError> {
-    let report = config.validate(SystemTime::now());
+fn check(config: &NodeConfig, resumable: bool, now: SystemTime) -> Result<Vec<Problem>, NodeError> {
+    let report = config.validate(now);
     let blocking: Vec<_> = report
         .problems
         .iter()
@@ -339,7 +345,7 @@ impl Prepared {
     /// (no usable token), [`NodeError::DuplicateAlias`] (alias online elsewhere), or a
     /// state-file error.
     pub async fn start(self) -> Result<RunningAgent, NodeError> {
-        let started_at = unix_now();
+        let started_at = self.options.clock().unix_now();
         let client = ManagerClient::with_tls(&self.config, self.tls.as_ref())?;
         let mut run = Run {
             refresh: refresh_config(&self.config),
@@ -475,13 +481,9 @@ impl Run {
 
     fn new_source(&self, token: SecretString) -> Result<Arc<TokenSource>, NodeError> {
         let refresher = Arc::new(NodeRefresher::new(self.client.clone()));
-        let source = match &self.options.clock {
-            Some(clock) => {
-                TokenSource::with_clock(token, refresher, self.refresh.clone(), clock.clone())
-            }
-            None => TokenSource::new(token, refresher, self.refresh.clone()),
-        }
-        .map_err(|e| NodeError::Usage(e.to_string()))?;
+        let source =
+            TokenSource::with_clock(token, refresher, self.refresh.clone(), self.options.clock())
+                .map_err(|e| NodeError::Usage(e.to_string()))?;
         Ok(Arc::new(source))
     }
 
@@ -534,7 +536,7 @@ impl Run {
             cluster_id: reg.cluster_id,
             manager: self.client.endpoint().to_owned(),
             random_id: self.identity.random_id,
-            registered_at: unix_now(),
+            registered_at: self.options.clock().unix_now(),
         };
         // The file is named by the requested id (the alias for fixed ids), which is what the
         // next start knows before talking to the manager; it records the assigned id inside.
@@ -575,7 +577,7 @@ impl Run {
             cluster_id: None,
             manager: self.client.endpoint().to_owned(),
             random_id: self.identity.random_id,
-            registered_at: unix_now(),
+            registered_at: self.options.clock().unix_now(),
         };
         let cluster_id = IdentityState::load(&self.state_path)
             .ok()
@@ -739,7 +741,7 @@ impl Run {
                 return false;
             }
         };
-        if let Err(e) = check(&config, true) {
+        if let Err(e) = check(&config, true, self.options.clock().now()) {
             tracing::error!(error = %e, "reload failed; keeping the running configuration");
             return false;
         }
@@ -804,16 +806,8 @@ impl Run {
 /// Capped exponential backoff with up to 25 % jitter, so a fleet reconnecting after a
 /// manager restart does not arrive in lockstep.
 fn backoff(failures: u32) -> Duration {
-    let base = BACKOFF_INITIAL
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX);
-    let mut b = [0u8; 2];
-    let unit = if getrandom::fill(&mut b).is_ok() {
-        f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
-    } else {
-        0.0
-    };
-    base + base.mul_f64(0.25 * unit)
+    manta_auth::Backoff::added_jitter(BACKOFF_INITIAL, BACKOFF_MAX, 0.25)
+        .delay(failures.saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -843,19 +837,19 @@ mod tests {
     #[test]
     fn expired_bootstrap_blocks_only_without_a_saved_identity() {
         let expired = config(&jwt(1_600_000_000), "w");
-        let err = check(&expired, false).unwrap_err();
+        let err = check(&expired, false, SystemTime::now()).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
         assert!(
             err.to_string().contains("Invalid or expired JWT token"),
             "{err}"
         );
-        let warnings = check(&expired, true).unwrap();
+        let warnings = check(&expired, true, SystemTime::now()).unwrap();
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].message, MSG_TOKEN_INVALID);
         // Other problems block even when resuming.
         let bad_alias = config(&jwt(1_600_000_000), "bad alias");
-        assert!(check(&bad_alias, true).is_err());
-        check(&config(&jwt(4_000_000_000), "w"), false).unwrap();
+        assert!(check(&bad_alias, true, SystemTime::now()).is_err());
+        check(&config(&jwt(4_000_000_000), "w"), false, SystemTime::now()).unwrap();
     }
 
     #[test]

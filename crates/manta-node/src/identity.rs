@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use manta_config::{IdentityConfig, MantaHome};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -264,13 +263,6 @@ fn category(e: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Data => "missing or unexpected field",
         serde_json::error::Category::Eof => "truncated",
     }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

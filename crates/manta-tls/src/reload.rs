@@ -26,9 +26,12 @@ pub struct ReloadWatcher {
 impl ReloadWatcher {
     pub(crate) fn spawn(target: Arc<dyn Reloadable>, every: Duration) -> Self {
         let every = every.max(Duration::from_millis(10));
+        // The first snapshot is taken here, before `watch()` returns, not inside the task:
+        // a task may first run after the caller has already swapped a file, and a snapshot
+        // taken then would record the new files as the loaded ones and never reload them.
+        let files = target.watched_files();
+        let mut seen = signature(&files);
         let task = tokio::spawn(async move {
-            let files = target.watched_files();
-            let mut seen = signature(&files);
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -102,6 +105,47 @@ fn signature(files: &[PathBuf]) -> Vec<FileSig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts reloads of one watched file.
+    struct Counting {
+        file: PathBuf,
+        reloads: AtomicUsize,
+    }
+
+    impl Reloadable for Counting {
+        fn watched_files(&self) -> Vec<PathBuf> {
+            vec![self.file.clone()]
+        }
+        fn reload(&self) -> Result<(), TlsError> {
+            self.reloads.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A file replaced right after `spawn` returns, before the watch task first runs, is
+    /// reloaded: the first snapshot belongs to the caller's moment, not the task's.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_right_after_watch_returns_is_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.crt");
+        std::fs::write(&file, b"one").unwrap();
+        let target = Arc::new(Counting {
+            file: file.clone(),
+            reloads: AtomicUsize::new(0),
+        });
+        let watcher = ReloadWatcher::spawn(target.clone(), Duration::from_millis(20));
+        // On this single-threaded runtime the task has not run yet: nothing awaited.
+        let tmp = dir.path().join("tmp");
+        std::fs::write(&tmp, b"two, longer").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        // Paused time: these ticks pass at once, without sleeping.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(target.reloads.load(Ordering::SeqCst), 1);
+        watcher.stop();
+    }
 
     #[test]
     fn signature_changes_on_rewrite_mv_and_symlink_swap() {

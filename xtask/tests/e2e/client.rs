@@ -21,6 +21,15 @@ fn pw() -> SecretString {
     SecretString::from(PASSWORD)
 }
 
+/// A manager on `clock`, so a test moves its time instead of sleeping.
+async fn manual_manager(clock: &manta_auth::ManualClock) -> Manager {
+    Manager::start_with(Options {
+        clock: Some(clock.shared()),
+        ..Options::default()
+    })
+    .await
+}
+
 async fn alice(m: &Manager, scopes: &[&str]) -> UserApi {
     m.add_user("alice", PASSWORD, scopes);
     UserApi::sign_in("127.0.0.1", m.port(), "alice", &pw())
@@ -258,17 +267,26 @@ async fn cluster_swarm_module_and_result_calls() {
 
 #[tokio::test]
 async fn expiry_during_a_burst_of_concurrent_calls_causes_one_refresh() {
+    // One manual clock for the manager and the client: the token expires for both when it
+    // is moved, without sleeping.
+    let clock = manta_auth::ManualClock::starting_now();
     let m = Manager::start_with(Options {
         lifetimes: Lifetimes {
             access: Duration::from_secs(2),
             ..Lifetimes::default()
         },
+        clock: Some(clock.shared()),
         ..Options::default()
     })
     .await;
-    let api = alice(&m, &[]).await;
+    m.add_user("alice", PASSWORD, &[]);
+    let api = UserApiBuilder::new("127.0.0.1", m.port())
+        .clock(clock.shared())
+        .sign_in("alice", &pw())
+        .await
+        .unwrap();
     let first = api.token();
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    clock.advance(Duration::from_millis(2600));
     get_user_together(&api, 24).await;
     assert_eq!(api.refresh_count(), 1);
     assert_ne!(api.token().expose_secret(), first.expose_secret());
@@ -277,11 +295,12 @@ async fn expiry_during_a_burst_of_concurrent_calls_causes_one_refresh() {
 
 #[tokio::test]
 async fn a_token_refused_by_the_server_is_renewed_once_and_the_calls_retried() {
-    let m = Manager::start().await;
+    let clock = manta_auth::ManualClock::starting_now();
+    let m = manual_manager(&clock).await;
     let api = alice(&m, &[]).await;
     // The renewed token must expire strictly later than the current one (manta-auth checks
-    // that, with one-second resolution).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // that, with one-second resolution): the manager's clock moves on instead of a sleep.
+    clock.advance(Duration::from_millis(1100));
     revoke(&m, &api);
     get_user_together(&api, 16).await;
     assert_eq!(api.refresh_count(), 1);
@@ -300,17 +319,21 @@ async fn a_token_refused_by_the_server_is_renewed_once_and_the_calls_retried() {
 
 #[tokio::test]
 async fn refresh_token_rotation_while_calls_run() {
-    let m = Manager::start().await;
+    let clock = manta_auth::ManualClock::starting_now();
+    let m = manual_manager(&clock).await;
     let api = alice(&m, &[]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Renewed tokens must expire strictly later (one-second resolution).
+    clock.advance(Duration::from_millis(1100));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let worker = {
-        let (api, stop) = (api.clone(), Arc::clone(&stop));
+        let (api, stop, calls) = (api.clone(), Arc::clone(&stop), Arc::clone(&calls));
         tokio::spawn(async move {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 api.get_user().await.unwrap();
                 n += 1;
+                calls.store(n, std::sync::atomic::Ordering::Relaxed);
             }
             n
         })
@@ -327,7 +350,11 @@ async fn refresh_token_rotation_while_calls_run() {
     // The seed's pattern: a new API from the refreshed token works too.
     let again = UserApi::new(new_access, "127.0.0.1", m.port()).unwrap();
     assert_eq!(again.get_user().await.unwrap().username, "alice");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The worker keeps calling across the rotation: let it make a few more calls after it.
+    let after = calls.load(std::sync::atomic::Ordering::Relaxed);
+    while calls.load(std::sync::atomic::Ordering::Relaxed) < after + 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(worker.await.unwrap() > 0);
 
@@ -541,10 +568,14 @@ fn no_secret_appears_in_trace_logs_errors_or_audit() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let m = Manager::start().await;
+            // Renewed tokens must expire strictly later (one-second resolution): the shared
+            // clock moves on instead of sleeping.
+            let clock = manta_auth::ManualClock::starting_now();
+            let m = manual_manager(&clock).await;
             m.add_user("alice", PASSWORD, &["cluster:read"]);
             let api = UserApiBuilder::new("127.0.0.1", m.port())
                 .audit(true)
+                .clock(clock.shared())
                 .sign_in("alice", &pw())
                 .await
                 .unwrap();
@@ -552,7 +583,7 @@ fn no_secret_appears_in_trace_logs_errors_or_audit() {
             let refresh = api.session_refresh_token().unwrap();
             secrets.push(refresh.expose_secret().to_owned());
             api.get_user().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1100)).await;
+            clock.advance(Duration::from_millis(1100));
             let renewed = api.refresh_token(&refresh).await.unwrap();
             secrets.push(renewed.expose_secret().to_owned());
             secrets.push(
@@ -561,7 +592,7 @@ fn no_secret_appears_in_trace_logs_errors_or_audit() {
                     .expose_secret()
                     .to_owned(),
             );
-            tokio::time::sleep(Duration::from_millis(1100)).await;
+            clock.advance(Duration::from_millis(1100));
             secrets.push(api.refresh_now().await.unwrap().expose_secret().to_owned());
             let created = api
                 .create_api_token("ci", &["cluster:read".into()], None)
@@ -676,7 +707,11 @@ fn exit_u8(code: ExitCode) -> u8 {
 
 #[test]
 fn the_manta_command_end_to_end() {
-    let bg = Background::start_with(Options::default());
+    let clock = manta_auth::ManualClock::starting_now();
+    let bg = Background::start_with(Options {
+        clock: Some(clock.shared()),
+        ..Options::default()
+    });
     bg.m()
         .add_user("alice", PASSWORD, &["cluster:read", "swarm:deploy"]);
     let home = tempfile::tempdir().unwrap();
@@ -809,8 +844,9 @@ fn the_manta_command_end_to_end() {
     let (code, _, _) = cmd.run(&["token", "revoke", "nope"]);
     assert_eq!(code, cli::EXIT_NOT_FOUND);
 
-    // Refresh stores the new token where the old one came from.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Refresh stores the new token where the old one came from. The renewed token must
+    // expire strictly later (one-second resolution): the manager's clock moves on.
+    clock.advance(Duration::from_millis(1100));
     let (code, out, err) = cmd.run(&["token", "refresh"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("stored in") && !out.contains("eyJ"), "{out}");
@@ -995,6 +1031,10 @@ pub(crate) fn with_api<T>(port: u16, token: Option<&str>, f: impl AsyncFnOnce(Us
 
 /// Waits (without asserting how long it takes) until `token` is past its `exp`: expired for
 /// the client (the manager still accepts it for its clock-skew leeway).
+///
+/// A real wait of up to the 2 s token lifetime: the `manta` command builds its own client on
+/// the system clock (it has no clock to inject), and the point is that the command itself
+/// finds the stored token expired.
 fn wait_until_expired(token: &str) {
     let exp = manta_auth::inspect(token).unwrap().claims.exp.unwrap();
     let now = || {

@@ -318,6 +318,10 @@ async fn manager_restart_mid_run_reconnects_with_the_same_identity() {
         s.state == AgentState::Reconnecting
     })
     .await;
+    // A real wait, on purpose: the manager stays down longer than the agent's first
+    // reconnect backoff (500 ms), so at least one reconnect fails before it comes back. The
+    // agent's status counts no failed attempts to wait for instead, and the manager's real
+    // sockets rule out tokio's paused time.
     tokio::time::sleep(Duration::from_millis(800)).await;
     // Same store, same ports (handed out by port 0 to the first run).
     let m = restartable(store.path(), Some(addrs)).await;

@@ -12,7 +12,7 @@ use super::{Context, fmt_time, io_err, parse_duration, terminal_safe};
 use crate::error::{Error, Result};
 use crate::platform::Viewer;
 use crate::registry::{NodeView, Registry};
-use crate::store::{ClusterRecord, now_secs};
+use crate::store::ClusterRecord;
 
 /// `cluster` subcommands.
 #[derive(Debug, Subcommand)]
@@ -246,7 +246,7 @@ pub(super) fn node_command(ctx: &Context, cmd: NodeCommand, out: &mut dyn Write)
                 // JSON escapes C0 controls but not DEL or the C1 range (the one-byte CSI).
                 writeln!(out, "{k:<20} {}", terminal_safe(&v.to_string())).map_err(io_err)?;
             }
-            let expires_in = n.record.token_expires_at - now_secs();
+            let expires_in = n.record.token_expires_at - registry.now_secs();
             writeln!(out, "{:<20} {}s", "token_expires_in", expires_in).map_err(io_err)
         }
         NodeCommand::Remove { id } => {

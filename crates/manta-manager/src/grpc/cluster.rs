@@ -12,7 +12,7 @@ use manta_proto::core::user_services::cluster_management_server::ClusterManageme
 use secrecy::ExposeSecret;
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Unserved, act, caller, run, ts};
+use super::{BoxStream, act, caller, run, ts};
 use crate::identity::{Caller, Core};
 use crate::platform::Viewer;
 use crate::registry::{NodeView, Registry};
@@ -225,8 +225,7 @@ impl ClusterManagement for ClusterApi {
         Ok(Response::new(CollectionIds { ids }))
     }
 
-    type StreamClustersStream = BoxStream<Cluster>;
-    async fn stream_clusters(&self, request: Request<Empty>) -> R<Self::StreamClustersStream> {
+    async fn stream_clusters(&self, request: Request<Empty>) -> R<BoxStream<Cluster>> {
         let who = caller(&request)?;
         let clusters = run(&self.core, move |core| {
             core.platform()
@@ -257,19 +256,11 @@ impl ClusterManagement for ClusterApi {
         Ok(Response::new(c))
     }
 
-    async fn update_cluster_runtime(
-        &self,
-        request: Request<us::UpdateClusterRuntimeRequest>,
-    ) -> R<Cluster> {
-        Unserved.update_cluster_runtime(request).await
-    }
-
     async fn list_node_ids(&self, request: Request<StrId>) -> R<CollectionIds> {
         self.node_ids(request, "ListNodeIds", false).await
     }
 
-    type StreamNodesStream = BoxStream<Node>;
-    async fn stream_nodes(&self, request: Request<StrId>) -> R<Self::StreamNodesStream> {
+    async fn stream_nodes(&self, request: Request<StrId>) -> R<BoxStream<Node>> {
         let nodes: Vec<Node> = self
             .cluster_nodes(&request, "StreamNodes")
             .await?
@@ -279,10 +270,6 @@ impl ClusterManagement for ClusterApi {
         Ok(Response::new(Box::pin(tokio_stream::iter(
             nodes.into_iter().map(Ok),
         ))))
-    }
-
-    async fn stop_node(&self, request: Request<us::NodeRequest>) -> R<Reply> {
-        Unserved.stop_node(request).await
     }
 
     async fn remove_node(&self, request: Request<us::NodeRequest>) -> R<Reply> {
@@ -314,29 +301,6 @@ impl ClusterManagement for ClusterApi {
         }))
     }
 
-    async fn update_node_software(
-        &self,
-        request: Request<us::UpdateNodeSoftwareRequest>,
-    ) -> R<Node> {
-        Unserved.update_node_software(request).await
-    }
-
-    type StreamNodeUpdateHistoryStream =
-        BoxStream<manta_proto::common::informations::NodeUpdateAction>;
-    async fn stream_node_update_history(
-        &self,
-        request: Request<us::NodeRequest>,
-    ) -> R<Self::StreamNodeUpdateHistoryStream> {
-        Unserved.stream_node_update_history(request).await
-    }
-
-    async fn list_node_software_versions(
-        &self,
-        request: Request<us::ListNodeSoftwareVersionsRequest>,
-    ) -> R<us::ListNodeSoftwareVersionsResponse> {
-        Unserved.list_node_software_versions(request).await
-    }
-
     async fn get_node(&self, request: Request<us::NodeRequest>) -> R<Node> {
         let us::NodeRequest {
             cluster_id,
@@ -365,43 +329,7 @@ impl ClusterManagement for ClusterApi {
         Ok(Response::new(node))
     }
 
-    async fn get_node_resources(
-        &self,
-        request: Request<us::NodeRequest>,
-    ) -> R<manta_proto::common::informations::MetricsSnapshot> {
-        Unserved.get_node_resources(request).await
-    }
-
-    type StreamNodeResourcesStream = BoxStream<manta_proto::common::informations::MetricsSnapshot>;
-    async fn stream_node_resources(
-        &self,
-        request: Request<us::NodeRequest>,
-    ) -> R<Self::StreamNodeResourcesStream> {
-        Unserved.stream_node_resources(request).await
-    }
-
     async fn list_available_node_ids(&self, request: Request<StrId>) -> R<CollectionIds> {
         self.node_ids(request, "ListAvailableNodeIds", true).await
-    }
-
-    type CollectErrorsStream = BoxStream<manta_proto::common::system::Error>;
-    async fn collect_errors(
-        &self,
-        request: Request<us::ErrorsRequest>,
-    ) -> R<Self::CollectErrorsStream> {
-        Unserved.collect_errors(request).await
-    }
-
-    type SelectTasksStream = BoxStream<us::TaskResponse>;
-    async fn select_tasks(&self, request: Request<us::NodeRequest>) -> R<Self::SelectTasksStream> {
-        Unserved.select_tasks(request).await
-    }
-
-    type StreamNodeTaskStatusesStream = BoxStream<us::TaskStatusResponse>;
-    async fn stream_node_task_statuses(
-        &self,
-        request: Request<us::NodeRequest>,
-    ) -> R<Self::StreamNodeTaskStatusesStream> {
-        Unserved.stream_node_task_statuses(request).await
     }
 }

@@ -21,7 +21,7 @@ pub(crate) use node::authorize_node;
 pub use node::{NodeApi, NodeSessionApi};
 pub use swarm::SwarmApi;
 pub use tokens::TokenApi;
-pub use unserved::Unserved;
+pub use unserved::{SERVED, Unserved, UnservedLayer};
 pub use user::UserApi;
 
 use crate::audit::{Decision, Who};
@@ -31,14 +31,6 @@ use crate::identity::{Caller, Core};
 
 /// The boxed server stream type used by streaming methods.
 pub type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-/// The UNIMPLEMENTED answer for a method this manager does not serve.
-pub(crate) fn not_served(service: &str, method: &str) -> Status {
-    Status::unimplemented(format!(
-        "{service}/{method} is not served by this manager yet: it serves users, tokens and \
-         authorization; use a full Manta deployment for {service}"
-    ))
-}
 
 /// The caller the authorization layer verified; its absence means the layer was bypassed,
 /// which is refused rather than trusted.

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use manta_proto::common::system::{CollectionIds, Empty, Response as Reply, StrId};
+use manta_proto::common::system::{Empty, Response as Reply, StrId};
 use manta_proto::common::tasks::Module;
 use manta_proto::core::user_services::ModuleRequest;
 use manta_proto::core::user_services::module_management_server::ModuleManagement;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Unserved, act};
+use super::act;
 use crate::identity::Core;
 use crate::platform::Viewer;
 
@@ -52,15 +52,6 @@ impl ModuleManagement for ModuleApi {
         Ok(Response::new(StrId { id: m.id }))
     }
 
-    async fn list_module_ids(&self, request: Request<Empty>) -> R<CollectionIds> {
-        Unserved.list_module_ids(request).await
-    }
-
-    type StreamModulesStream = BoxStream<ModuleRequest>;
-    async fn stream_modules(&self, request: Request<Empty>) -> R<Self::StreamModulesStream> {
-        Unserved.stream_modules(request).await
-    }
-
     async fn get_module(&self, request: Request<StrId>) -> R<ModuleRequest> {
         let id = request.get_ref().id.clone();
         let m = act(
@@ -77,13 +68,5 @@ impl ModuleManagement for ModuleApi {
             module: Some(module),
             module_id: m.id,
         }))
-    }
-
-    async fn update_module(&self, request: Request<ModuleRequest>) -> R<StrId> {
-        Unserved.update_module(request).await
-    }
-
-    async fn remove_module(&self, request: Request<StrId>) -> R<Reply> {
-        Unserved.remove_module(request).await
     }
 }

@@ -15,7 +15,7 @@ use manta_proto::node::node_service::node_service_server::NodeService;
 use secrecy::ExposeSecret;
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Unserved, run, ts};
+use super::{run, ts};
 use crate::audit::{Decision, Who};
 use crate::identity::Core;
 use crate::keys::TokenProblem;
@@ -106,9 +106,6 @@ impl NodeApi {
 }
 
 type R<T> = Result<Response<T>, Status>;
-use manta_proto::common::{
-    informations as inf, results as res, system as sys, tasks, wireguard as wg,
-};
 
 #[tonic::async_trait]
 impl NodeService for NodeApi {
@@ -155,81 +152,6 @@ impl NodeService for NodeApi {
         Ok(Response::new(Jwt {
             token: issued.token.expose_secret().to_owned(),
         }))
-    }
-
-    async fn set_node_status(&self, request: Request<inf::NodeStatus>) -> R<sys::Ok> {
-        Unserved.set_node_status(request).await
-    }
-    async fn update_task(&self, request: Request<tasks::TaskUpdate>) -> R<sys::Ok> {
-        Unserved.update_task(request).await
-    }
-    async fn add_task_logs(&self, request: Request<tonic::Streaming<sys::Logs>>) -> R<sys::Ok> {
-        Unserved.add_task_logs(request).await
-    }
-    async fn send_error(&self, request: Request<sys::Error>) -> R<sys::Ok> {
-        Unserved.send_error(request).await
-    }
-    async fn set_system_summary(&self, request: Request<inf::MetricsSnapshot>) -> R<sys::Ok> {
-        Unserved.set_system_summary(request).await
-    }
-    async fn set_overviews(&self, request: Request<inf::DatasetOverviews>) -> R<sys::Ok> {
-        Unserved.set_overviews(request).await
-    }
-    type GetTaskResultStream = BoxStream<res::ChunkResultValues>;
-    async fn get_task_result(
-        &self,
-        request: Request<res::ResultQuery>,
-    ) -> R<Self::GetTaskResultStream> {
-        Unserved.get_task_result(request).await
-    }
-    async fn add_task_result(&self, request: Request<tonic::Streaming<res::Result>>) -> R<sys::Ok> {
-        Unserved.add_task_result(request).await
-    }
-    type GetGlobalStream = BoxStream<res::GlobalValue>;
-    async fn get_global(&self, request: Request<res::GlobalTag>) -> R<Self::GetGlobalStream> {
-        Unserved.get_global(request).await
-    }
-    async fn set_global(
-        &self,
-        request: Request<tonic::Streaming<res::GlobalUpdate>>,
-    ) -> R<sys::Ok> {
-        Unserved.set_global(request).await
-    }
-    async fn stop_swarm(
-        &self,
-        request: Request<manta_proto::node::node_service::StopSwarmProcess>,
-    ) -> R<sys::Ok> {
-        NodeService::stop_swarm(&Unserved, request).await
-    }
-    async fn get_relation(&self, request: Request<sys::PairId>) -> R<sys::PairId> {
-        Unserved.get_relation(request).await
-    }
-    async fn schedule_task(&self, request: Request<tasks::TaskScheduling>) -> R<sys::Ok> {
-        Unserved.schedule_task(request).await
-    }
-    async fn register_wire_guard_node(
-        &self,
-        request: Request<wg::RegisterWireGuardNodeRequest>,
-    ) -> R<wg::RegisterWireGuardNodeResponse> {
-        Unserved.register_wire_guard_node(request).await
-    }
-    async fn get_wire_guard_peers(
-        &self,
-        request: Request<wg::WireGuardPeerRequest>,
-    ) -> R<wg::WireGuardPeerList> {
-        Unserved.get_wire_guard_peers(request).await
-    }
-    async fn deregister_wire_guard_node(
-        &self,
-        request: Request<wg::DeregisterWireGuardNodeRequest>,
-    ) -> R<wg::DeregisterWireGuardNodeResponse> {
-        Unserved.deregister_wire_guard_node(request).await
-    }
-    async fn update_node_endpoint(
-        &self,
-        request: Request<wg::UpdateNodeEndpointRequest>,
-    ) -> R<wg::UpdateNodeEndpointResponse> {
-        Unserved.update_node_endpoint(request).await
     }
 }
 

@@ -16,7 +16,7 @@ use manta_proto::core::user_services::swarm_management_server::SwarmManagement;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Unserved, act, caller, run, ts};
+use super::{BoxStream, act, caller, run, ts};
 use crate::identity::Core;
 use crate::platform::Viewer;
 use crate::store::SwarmRecord;
@@ -103,8 +103,7 @@ impl SwarmManagement for SwarmApi {
         Ok(Response::new(CollectionIds { ids }))
     }
 
-    type StreamSwarmsStream = BoxStream<Swarm>;
-    async fn stream_swarms(&self, request: Request<Empty>) -> R<Self::StreamSwarmsStream> {
+    async fn stream_swarms(&self, request: Request<Empty>) -> R<BoxStream<Swarm>> {
         let who = caller(&request)?;
         let swarms = run(&self.core, move |core| {
             Ok(core
@@ -120,8 +119,7 @@ impl SwarmManagement for SwarmApi {
         ))))
     }
 
-    type StreamSwarmStream = BoxStream<Swarm>;
-    async fn stream_swarm(&self, request: Request<StrId>) -> R<Self::StreamSwarmStream> {
+    async fn stream_swarm(&self, request: Request<StrId>) -> R<BoxStream<Swarm>> {
         let s = self.get_swarm(request).await?.into_inner();
         Ok(Response::new(Box::pin(tokio_stream::iter([Ok(s)]))))
     }
@@ -137,19 +135,6 @@ impl SwarmManagement for SwarmApi {
         )
         .await?;
         Ok(Response::new(swarm_message(&s)))
-    }
-
-    type StreamSwarmTasksStream = BoxStream<us::TaskResponse>;
-    async fn stream_swarm_tasks(&self, request: Request<StrId>) -> R<Self::StreamSwarmTasksStream> {
-        Unserved.stream_swarm_tasks(request).await
-    }
-
-    type StreamSwarmTaskStatusesStream = BoxStream<us::TaskStatusResponse>;
-    async fn stream_swarm_task_statuses(
-        &self,
-        request: Request<StrId>,
-    ) -> R<Self::StreamSwarmTaskStatusesStream> {
-        Unserved.stream_swarm_task_statuses(request).await
     }
 
     async fn start_swarm(&self, request: Request<StrId>) -> R<Reply> {
@@ -208,11 +193,10 @@ impl SwarmManagement for SwarmApi {
         }))
     }
 
-    type SelectResultsStream = BoxStream<us::ResultsResponse>;
     async fn select_results(
         &self,
         request: Request<us::ResultsRequest>,
-    ) -> R<Self::SelectResultsStream> {
+    ) -> R<BoxStream<us::ResultsResponse>> {
         let id = request.get_ref().swarm_id.clone();
         // No task has run, so a visible swarm has no results yet: an empty stream.
         act(
@@ -226,18 +210,6 @@ impl SwarmManagement for SwarmApi {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
 
-    type StreamResultsStream = BoxStream<us::ResultsResponse>;
-    async fn stream_results(
-        &self,
-        request: Request<us::ResultsRequest>,
-    ) -> R<Self::StreamResultsStream> {
-        Unserved.stream_results(request).await
-    }
-
-    async fn delete_results(&self, request: Request<us::DeleteResultsRequest>) -> R<Reply> {
-        Unserved.delete_results(request).await
-    }
-
     async fn list_result_tags(&self, request: Request<StrId>) -> R<us::Tags> {
         let id = request.get_ref().id.clone();
         act(
@@ -249,16 +221,6 @@ impl SwarmManagement for SwarmApi {
         )
         .await?;
         Ok(Response::new(us::Tags::default()))
-    }
-
-    type CollectLogsStream = BoxStream<us::LogResponse>;
-    async fn collect_logs(&self, request: Request<us::LogQuery>) -> R<Self::CollectLogsStream> {
-        Unserved.collect_logs(request).await
-    }
-
-    type StreamLogsStream = BoxStream<us::LogResponse>;
-    async fn stream_logs(&self, request: Request<StrId>) -> R<Self::StreamLogsStream> {
-        Unserved.stream_logs(request).await
     }
 
     async fn initialize_global(
@@ -282,14 +244,6 @@ impl SwarmManagement for SwarmApi {
         Ok(Response::new(manta_proto::common::system::Response {
             message: "globals initialized".into(),
         }))
-    }
-
-    type SelectGlobalStream = BoxStream<us::SelectGlobalResponse>;
-    async fn select_global(
-        &self,
-        request: Request<us::GlobalRequest>,
-    ) -> R<Self::SelectGlobalStream> {
-        Unserved.select_global(request).await
     }
 
     async fn list_global_tags(&self, request: Request<StrId>) -> R<us::Tags> {

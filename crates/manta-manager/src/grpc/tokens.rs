@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::{audit_resource, caller, peer, run, ts};
 use crate::identity::{Core, NewSession};
-use crate::store::{TokenKind, TokenRecord, now_secs};
+use crate::store::{TokenKind, TokenRecord};
 
 const REVOKE_API_TOKEN: &str = "/manta.v1.TokenService/RevokeApiToken";
 
@@ -115,7 +115,7 @@ impl TokenService for TokenApi {
         })
         .await?;
         Ok(Response::new(CreateApiTokenResponse {
-            info: Some(info_message(&issued.record, now_secs())),
+            info: Some(info_message(&issued.record, self.core.now_secs())),
             token: issued.token.expose_secret().to_owned(),
         }))
     }
@@ -126,7 +126,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<ListApiTokensResponse>, Status> {
         let caller = caller(&request)?;
         let include_inactive = request.get_ref().include_inactive;
-        let now = now_secs();
+        let now = self.core.now_secs();
         let tokens = run(&self.core, move |core| {
             core.store().list_tokens(
                 Some(&caller.user_id),

@@ -13,11 +13,11 @@ use manta_proto::core::user_services::{
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, audit_resource, caller, not_served, peer, run, ts};
+use super::{BoxStream, audit_resource, caller, peer, run, ts};
 use crate::error::Error;
 use crate::identity::Core;
 use crate::scopes;
-use crate::store::{UserRecord, now_secs};
+use crate::store::UserRecord;
 
 const GET_USER: &str = "/core.user_services.UserManagement/GetUser";
 const DELETE_USER: &str = "/core.user_services.UserManagement/DeleteUser";
@@ -105,7 +105,7 @@ impl UserManagement for UserApi {
         .await?;
         let mut user = user_message(&session.user);
         user.status = UserStatus::SignedIn as i32;
-        user.last_login = Some(ts(now_secs()));
+        user.last_login = Some(ts(self.core.now_secs()));
         // The published SDK reads the token from `User.token`.
         user.token = Some(session.access_token.expose_secret().to_owned());
         Ok(Response::new(user))
@@ -170,12 +170,10 @@ impl UserManagement for UserApi {
         }))
     }
 
-    type StreamUsersStream = BoxStream<User>;
-
     async fn stream_users(
         &self,
         _request: Request<Empty>,
-    ) -> Result<Response<Self::StreamUsersStream>, Status> {
+    ) -> Result<Response<BoxStream<User>>, Status> {
         let users = run(&self.core, |core| core.store().list_users()).await?;
         let messages: Vec<Result<User, Status>> =
             users.iter().map(|u| Ok(user_message(u))).collect();
@@ -308,70 +306,5 @@ impl UserManagement for UserApi {
         })
         .await?;
         Ok(Response::new(ResolveUserDisplayNamesResponse { users }))
-    }
-
-    async fn register_user(
-        &self,
-        _request: Request<manta_proto::core::user_services::RegisterUserRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::RegisterUserResponse>, Status> {
-        Err(not_served("UserManagement", "RegisterUser"))
-    }
-    async fn validate_user(
-        &self,
-        _request: Request<manta_proto::core::user_services::ValidateUserRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::ValidateUserResponse>, Status> {
-        Err(not_served("UserManagement", "ValidateUser"))
-    }
-    async fn create_role_definition(
-        &self,
-        _request: Request<manta_proto::common::permissions::RoleDefinition>,
-    ) -> Result<Response<manta_proto::common::permissions::RoleDefinition>, Status> {
-        Err(not_served("UserManagement", "CreateRoleDefinition"))
-    }
-    async fn grant_role(
-        &self,
-        _request: Request<manta_proto::common::permissions::RoleAssignment>,
-    ) -> Result<Response<manta_proto::common::permissions::RoleAssignment>, Status> {
-        Err(not_served("UserManagement", "GrantRole"))
-    }
-    async fn revoke_role(
-        &self,
-        _request: Request<manta_proto::common::system::StrId>,
-    ) -> Result<Response<Reply>, Status> {
-        Err(not_served("UserManagement", "RevokeRole"))
-    }
-    async fn list_role_assignments(
-        &self,
-        _request: Request<manta_proto::core::user_services::ListRoleAssignmentsRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::ListRoleAssignmentsResponse>, Status>
-    {
-        Err(not_served("UserManagement", "ListRoleAssignments"))
-    }
-    async fn list_role_definitions(
-        &self,
-        _request: Request<manta_proto::core::user_services::ListRoleDefinitionsRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::ListRoleDefinitionsResponse>, Status>
-    {
-        Err(not_served("UserManagement", "ListRoleDefinitions"))
-    }
-    async fn request_password_reset(
-        &self,
-        _request: Request<manta_proto::core::user_services::RequestPasswordResetRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::RequestPasswordResetResponse>, Status>
-    {
-        Err(not_served("UserManagement", "RequestPasswordReset"))
-    }
-    async fn reset_password(
-        &self,
-        _request: Request<manta_proto::core::user_services::ResetPasswordRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::ResetPasswordResponse>, Status> {
-        Err(not_served("UserManagement", "ResetPassword"))
-    }
-    async fn resend_verification(
-        &self,
-        _request: Request<manta_proto::core::user_services::ResendVerificationRequest>,
-    ) -> Result<Response<manta_proto::core::user_services::ResendVerificationResponse>, Status>
-    {
-        Err(not_served("UserManagement", "ResendVerification"))
     }
 }

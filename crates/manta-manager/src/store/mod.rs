@@ -334,17 +334,15 @@ pub trait Store: PlatformStore + Send + Sync + 'static {
     fn prune_audit(&self, older_than_ms: Option<i64>, keep_rows: Option<u64>) -> Result<u64>;
 }
 
-/// Current time in unix seconds.
-pub(crate) fn now_secs() -> i64 {
-    now_ms() / 1000
+/// `clock`'s time in unix seconds. Every time the manager records comes from its one clock
+/// ([`crate::keys::Authority::clock`]), never from the system directly.
+pub(crate) fn secs_of(clock: &dyn manta_auth::Clock) -> i64 {
+    i64::try_from(clock.unix_now()).unwrap_or(i64::MAX)
 }
 
-/// Current time in unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+/// `clock`'s time in unix milliseconds.
+pub(crate) fn millis_of(clock: &dyn manta_auth::Clock) -> i64 {
+    i64::try_from(clock.unix_millis()).unwrap_or(i64::MAX)
 }
 
 /// A fresh random identifier: 128 bits as 32 lower-case hex characters.

@@ -994,7 +994,11 @@ fn revoke_session_tx(tx: &rusqlite::Transaction<'_>, id: &str, now: i64) -> rusq
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::now_secs;
+    use crate::store::secs_of;
+
+    fn now_secs() -> i64 {
+        secs_of(&manta_auth::SystemClock)
+    }
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -17,5 +17,6 @@ mod robust;
 mod sdk_platform;
 mod tls;
 mod tokens;
+mod unserved;
 mod user_api;
 mod wire_schema;

@@ -131,13 +131,24 @@ impl Served {
     }
 }
 
-/// Lets a burst of `workers` run against `served`, kills the manager with SIGKILL in the
-/// middle of it, and waits for every worker to notice.
+/// Lets a burst of `workers` run against `served` until `progressed` says enough was
+/// acknowledged (well below what the workers would do in all), kills the manager with SIGKILL
+/// in the middle of it, and waits for every worker to notice.
 pub(crate) async fn kill_9_mid_burst(
     served: &mut Served,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    progressed: impl Fn() -> bool,
 ) {
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Polls the workers' progress (a real process serves them, so there is no clock to
+    // move); the kill comes as soon as the burst is under way, not after a fixed sleep.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !progressed() {
+        assert!(
+            Instant::now() < deadline,
+            "the burst made no progress within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     served.child.kill().unwrap();
     served.child.wait().unwrap();
     for w in workers {

@@ -171,14 +171,18 @@ pub mod resource_management_server {
                 super::super::super::super::super::common::contexts::platform::resources::Resource,
             >,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_accessible_resources(
             &self,
             request: tonic::Request<super::ListAccessibleResourcesRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ListAccessibleResourcesResponse>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct ResourceManagementServer<T> {

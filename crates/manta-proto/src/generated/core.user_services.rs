@@ -1080,128 +1080,175 @@ pub mod user_management_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn register_user(
             &self,
             request: tonic::Request<super::RegisterUserRequest>,
-        ) -> std::result::Result<tonic::Response<super::RegisterUserResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::RegisterUserResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn validate_user(
             &self,
             request: tonic::Request<super::ValidateUserRequest>,
-        ) -> std::result::Result<tonic::Response<super::ValidateUserResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ValidateUserResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn sign_in(
             &self,
             request: tonic::Request<super::SignInRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::user::User>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn logout(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_user(
             &self,
             request: tonic::Request<super::GetUserRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::user::User>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn refresh_user_token(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Jwt>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_user_ids(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::CollectionIds>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamUsers method.
-        type StreamUsersStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::super::super::common::user::User, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_users(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
-        ) -> std::result::Result<tonic::Response<Self::StreamUsersStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::user::User>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn delete_user(
             &self,
             request: tonic::Request<super::DeleteUserRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn add_user(
             &self,
             request: tonic::Request<super::AddUserRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::user::User>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn update_user_authorization(
             &self,
             request: tonic::Request<super::super::super::common::permissions::UserAuthorization>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn create_role_definition(
             &self,
             request: tonic::Request<super::super::super::common::permissions::RoleDefinition>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::permissions::RoleDefinition>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn grant_role(
             &self,
             request: tonic::Request<super::super::super::common::permissions::RoleAssignment>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::permissions::RoleAssignment>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn revoke_role(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_role_assignments(
             &self,
             request: tonic::Request<super::ListRoleAssignmentsRequest>,
-        ) -> std::result::Result<tonic::Response<super::ListRoleAssignmentsResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ListRoleAssignmentsResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_role_definitions(
             &self,
             request: tonic::Request<super::ListRoleDefinitionsRequest>,
-        ) -> std::result::Result<tonic::Response<super::ListRoleDefinitionsResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ListRoleDefinitionsResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn resolve_user_display_names(
             &self,
             request: tonic::Request<super::ResolveUserDisplayNamesRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ResolveUserDisplayNamesResponse>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn request_password_reset(
             &self,
             request: tonic::Request<super::RequestPasswordResetRequest>,
-        ) -> std::result::Result<tonic::Response<super::RequestPasswordResetResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::RequestPasswordResetResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn reset_password(
             &self,
             request: tonic::Request<super::ResetPasswordRequest>,
-        ) -> std::result::Result<tonic::Response<super::ResetPasswordResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ResetPasswordResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn resend_verification(
             &self,
             request: tonic::Request<super::ResendVerificationRequest>,
-        ) -> std::result::Result<tonic::Response<super::ResendVerificationResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ResendVerificationResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct UserManagementServer<T> {
@@ -1612,7 +1659,7 @@ pub mod user_management_server {
                         > for StreamUsersSvc<T>
                     {
                         type Response = super::super::super::common::user::User;
-                        type ResponseStream = T::StreamUsersStream;
+                        type ResponseStream = BoxStream<super::super::super::common::user::User>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -2781,190 +2828,203 @@ pub mod cluster_management_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn create_cluster(
             &self,
             request: tonic::Request<super::CreateClusterRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::StrId>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn start_cluster(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::cluster::Cluster>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stop_cluster(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn delete_cluster(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_cluster_ids(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::CollectionIds>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamClusters method.
-        type StreamClustersStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::cluster::Cluster,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_clusters(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
-        ) -> std::result::Result<tonic::Response<Self::StreamClustersStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::cluster::Cluster>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_cluster(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::cluster::Cluster>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn update_cluster_runtime(
             &self,
             request: tonic::Request<super::UpdateClusterRuntimeRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::cluster::Cluster>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_node_ids(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::CollectionIds>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamNodes method.
-        type StreamNodesStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::informations::Node,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_nodes(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<Self::StreamNodesStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::informations::Node>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stop_node(
             &self,
             request: tonic::Request<super::NodeRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn remove_node(
             &self,
             request: tonic::Request<super::NodeRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn update_node_software(
             &self,
             request: tonic::Request<super::UpdateNodeSoftwareRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::informations::Node>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamNodeUpdateHistory method.
-        type StreamNodeUpdateHistoryStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::informations::NodeUpdateAction,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_node_update_history(
             &self,
             request: tonic::Request<super::NodeRequest>,
-        ) -> std::result::Result<tonic::Response<Self::StreamNodeUpdateHistoryStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::informations::NodeUpdateAction>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_node_software_versions(
             &self,
             request: tonic::Request<super::ListNodeSoftwareVersionsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ListNodeSoftwareVersionsResponse>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_node(
             &self,
             request: tonic::Request<super::NodeRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::informations::Node>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_node_resources(
             &self,
             request: tonic::Request<super::NodeRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::informations::MetricsSnapshot>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamNodeResources method.
-        type StreamNodeResourcesStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::informations::MetricsSnapshot,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_node_resources(
             &self,
             request: tonic::Request<super::NodeRequest>,
-        ) -> std::result::Result<tonic::Response<Self::StreamNodeResourcesStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::informations::MetricsSnapshot>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_available_node_ids(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::CollectionIds>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the CollectErrors method.
-        type CollectErrorsStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::system::Error,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn collect_errors(
             &self,
             request: tonic::Request<super::ErrorsRequest>,
-        ) -> std::result::Result<tonic::Response<Self::CollectErrorsStream>, tonic::Status>;
-        /// Server streaming response type for the SelectTasks method.
-        type SelectTasksStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::TaskResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::system::Error>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn select_tasks(
             &self,
             request: tonic::Request<super::NodeRequest>,
-        ) -> std::result::Result<tonic::Response<Self::SelectTasksStream>, tonic::Status>;
-        /// Server streaming response type for the StreamNodeTaskStatuses method.
-        type StreamNodeTaskStatusesStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::TaskStatusResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::TaskResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_node_task_statuses(
             &self,
             request: tonic::Request<super::NodeRequest>,
-        ) -> std::result::Result<tonic::Response<Self::StreamNodeTaskStatusesStream>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::TaskStatusResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct ClusterManagementServer<T> {
@@ -3300,7 +3360,8 @@ pub mod cluster_management_server {
                         > for StreamClustersSvc<T>
                     {
                         type Response = super::super::super::common::cluster::Cluster;
-                        type ResponseStream = T::StreamClustersStream;
+                        type ResponseStream =
+                            BoxStream<super::super::super::common::cluster::Cluster>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -3472,7 +3533,8 @@ pub mod cluster_management_server {
                         > for StreamNodesSvc<T>
                     {
                         type Response = super::super::super::common::informations::Node;
-                        type ResponseStream = T::StreamNodesStream;
+                        type ResponseStream =
+                            BoxStream<super::super::super::common::informations::Node>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -3637,7 +3699,8 @@ pub mod cluster_management_server {
                         for StreamNodeUpdateHistorySvc<T>
                     {
                         type Response = super::super::super::common::informations::NodeUpdateAction;
-                        type ResponseStream = T::StreamNodeUpdateHistoryStream;
+                        type ResponseStream =
+                            BoxStream<super::super::super::common::informations::NodeUpdateAction>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -3809,7 +3872,8 @@ pub mod cluster_management_server {
                         for StreamNodeResourcesSvc<T>
                     {
                         type Response = super::super::super::common::informations::MetricsSnapshot;
-                        type ResponseStream = T::StreamNodeResourcesStream;
+                        type ResponseStream =
+                            BoxStream<super::super::super::common::informations::MetricsSnapshot>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -3897,7 +3961,7 @@ pub mod cluster_management_server {
                         for CollectErrorsSvc<T>
                     {
                         type Response = super::super::super::common::system::Error;
-                        type ResponseStream = T::CollectErrorsStream;
+                        type ResponseStream = BoxStream<super::super::super::common::system::Error>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -3941,7 +4005,7 @@ pub mod cluster_management_server {
                         for SelectTasksSvc<T>
                     {
                         type Response = super::TaskResponse;
-                        type ResponseStream = T::SelectTasksStream;
+                        type ResponseStream = BoxStream<super::TaskResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -3985,7 +4049,7 @@ pub mod cluster_management_server {
                         for StreamNodeTaskStatusesSvc<T>
                     {
                         type Response = super::TaskStatusResponse;
-                        type ResponseStream = T::StreamNodeTaskStatusesStream;
+                        type ResponseStream = BoxStream<super::TaskStatusResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -4593,165 +4657,171 @@ pub mod swarm_management_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn send_swarm(
             &self,
             request: tonic::Request<super::SendSwarmRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::swarms::Swarm>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_swarm_ids(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::CollectionIds>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamSwarms method.
-        type StreamSwarmsStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::swarms::Swarm,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_swarms(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
-        ) -> std::result::Result<tonic::Response<Self::StreamSwarmsStream>, tonic::Status>;
-        /// Server streaming response type for the StreamSwarm method.
-        type StreamSwarmStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::swarms::Swarm,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::swarms::Swarm>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_swarm(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<Self::StreamSwarmStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::swarms::Swarm>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_swarm(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::swarms::Swarm>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamSwarmTasks method.
-        type StreamSwarmTasksStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::TaskResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_swarm_tasks(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<Self::StreamSwarmTasksStream>, tonic::Status>;
-        /// Server streaming response type for the StreamSwarmTaskStatuses method.
-        type StreamSwarmTaskStatusesStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::TaskStatusResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::TaskResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_swarm_task_statuses(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<Self::StreamSwarmTaskStatusesStream>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::TaskStatusResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn start_swarm(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stop_swarm(
             &self,
             request: tonic::Request<super::super::super::common::system::StopSwarmRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn remove_swarm(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the SelectResults method.
-        type SelectResultsStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::ResultsResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn select_results(
             &self,
             request: tonic::Request<super::ResultsRequest>,
-        ) -> std::result::Result<tonic::Response<Self::SelectResultsStream>, tonic::Status>;
-        /// Server streaming response type for the StreamResults method.
-        type StreamResultsStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::ResultsResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::ResultsResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_results(
             &self,
             request: tonic::Request<super::ResultsRequest>,
-        ) -> std::result::Result<tonic::Response<Self::StreamResultsStream>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::ResultsResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn delete_results(
             &self,
             request: tonic::Request<super::DeleteResultsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_result_tags(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<super::Tags>, tonic::Status>;
-        /// Server streaming response type for the CollectLogs method.
-        type CollectLogsStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::LogResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<tonic::Response<super::Tags>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn collect_logs(
             &self,
             request: tonic::Request<super::LogQuery>,
-        ) -> std::result::Result<tonic::Response<Self::CollectLogsStream>, tonic::Status>;
-        /// Server streaming response type for the StreamLogs method.
-        type StreamLogsStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::LogResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::LogResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_logs(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<Self::StreamLogsStream>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::LogResponse>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn initialize_global(
             &self,
             request: tonic::Request<tonic::Streaming<super::super::super::common::results::Global>>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the SelectGlobal method.
-        type SelectGlobalStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::SelectGlobalResponse, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn select_global(
             &self,
             request: tonic::Request<super::GlobalRequest>,
-        ) -> std::result::Result<tonic::Response<Self::SelectGlobalStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::SelectGlobalResponse>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_global_tags(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<super::Tags>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::Tags>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn initialize_networks(
             &self,
             request: tonic::Request<super::super::super::common::system::Networks>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct SwarmManagementServer<T> {
@@ -4958,7 +5028,7 @@ pub mod swarm_management_server {
                         > for StreamSwarmsSvc<T>
                     {
                         type Response = super::super::super::common::swarms::Swarm;
-                        type ResponseStream = T::StreamSwarmsStream;
+                        type ResponseStream = BoxStream<super::super::super::common::swarms::Swarm>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5003,7 +5073,7 @@ pub mod swarm_management_server {
                         > for StreamSwarmSvc<T>
                     {
                         type Response = super::super::super::common::swarms::Swarm;
-                        type ResponseStream = T::StreamSwarmStream;
+                        type ResponseStream = BoxStream<super::super::super::common::swarms::Swarm>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5090,7 +5160,7 @@ pub mod swarm_management_server {
                         > for StreamSwarmTasksSvc<T>
                     {
                         type Response = super::TaskResponse;
-                        type ResponseStream = T::StreamSwarmTasksStream;
+                        type ResponseStream = BoxStream<super::TaskResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5135,7 +5205,7 @@ pub mod swarm_management_server {
                         > for StreamSwarmTaskStatusesSvc<T>
                     {
                         type Response = super::TaskStatusResponse;
-                        type ResponseStream = T::StreamSwarmTaskStatusesStream;
+                        type ResponseStream = BoxStream<super::TaskStatusResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5309,7 +5379,7 @@ pub mod swarm_management_server {
                         for SelectResultsSvc<T>
                     {
                         type Response = super::ResultsResponse;
-                        type ResponseStream = T::SelectResultsStream;
+                        type ResponseStream = BoxStream<super::ResultsResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5353,7 +5423,7 @@ pub mod swarm_management_server {
                         for StreamResultsSvc<T>
                     {
                         type Response = super::ResultsResponse;
-                        type ResponseStream = T::StreamResultsStream;
+                        type ResponseStream = BoxStream<super::ResultsResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5480,7 +5550,7 @@ pub mod swarm_management_server {
                         for CollectLogsSvc<T>
                     {
                         type Response = super::LogResponse;
-                        type ResponseStream = T::CollectLogsStream;
+                        type ResponseStream = BoxStream<super::LogResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5525,7 +5595,7 @@ pub mod swarm_management_server {
                         > for StreamLogsSvc<T>
                     {
                         type Response = super::LogResponse;
-                        type ResponseStream = T::StreamLogsStream;
+                        type ResponseStream = BoxStream<super::LogResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5614,7 +5684,7 @@ pub mod swarm_management_server {
                         for SelectGlobalSvc<T>
                     {
                         type Response = super::SelectGlobalResponse;
-                        type ResponseStream = T::SelectGlobalStream;
+                        type ResponseStream = BoxStream<super::SelectGlobalResponse>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -5965,26 +6035,37 @@ pub mod network_management_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_network_status(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<super::NetworkStatus>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::NetworkStatus>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn create_network(
             &self,
             request: tonic::Request<super::CreateNetworkRequest>,
-        ) -> std::result::Result<tonic::Response<super::NetworkStatus>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::NetworkStatus>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_networks(
             &self,
             request: tonic::Request<super::ListNetworksRequest>,
-        ) -> std::result::Result<tonic::Response<super::ListNetworksResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ListNetworksResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn delete_network(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct NetworkManagementServer<T> {
@@ -6547,48 +6628,58 @@ pub mod module_management_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn send_module(
             &self,
             request: tonic::Request<super::super::super::common::tasks::Module>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::StrId>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn list_module_ids(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::CollectionIds>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the StreamModules method.
-        type StreamModulesStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<super::ModuleRequest, tonic::Status>,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stream_modules(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
-        ) -> std::result::Result<tonic::Response<Self::StreamModulesStream>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<BoxStream<super::ModuleRequest>>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_module(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
-        ) -> std::result::Result<tonic::Response<super::ModuleRequest>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ModuleRequest>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn update_module(
             &self,
             request: tonic::Request<super::ModuleRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::StrId>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn remove_module(
             &self,
             request: tonic::Request<super::super::super::common::system::StrId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Response>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct ModuleManagementServer<T> {
@@ -6798,7 +6889,7 @@ pub mod module_management_server {
                         > for StreamModulesSvc<T>
                     {
                         type Response = super::ModuleRequest;
-                        type ResponseStream = T::StreamModulesStream;
+                        type ResponseStream = BoxStream<super::ModuleRequest>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(

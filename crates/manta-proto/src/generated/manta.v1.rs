@@ -156,12 +156,17 @@ pub mod node_session_server {
         async fn heartbeat(
             &self,
             request: tonic::Request<super::HeartbeatRequest>,
-        ) -> std::result::Result<tonic::Response<super::HeartbeatResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::HeartbeatResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Marks the node offline on a clean shutdown and ends its session.
         async fn deregister(
             &self,
             request: tonic::Request<super::DeregisterRequest>,
-        ) -> std::result::Result<tonic::Response<super::DeregisterResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::DeregisterResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     /// Node liveness. The node is identified by the `node_id` claim of the node token in the
     /// `authorization` metadata, never by a request field.
@@ -660,38 +665,56 @@ pub mod token_service_server {
         async fn create_session(
             &self,
             request: tonic::Request<super::CreateSessionRequest>,
-        ) -> std::result::Result<tonic::Response<super::Session>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::Session>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Exchanges a refresh token for a new access token and a new refresh token. A refresh
         /// token works once: presenting it again revokes its whole family (reuse detection).
         async fn refresh_session(
             &self,
             request: tonic::Request<super::RefreshSessionRequest>,
-        ) -> std::result::Result<tonic::Response<super::Session>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::Session>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Revokes the session a refresh token belongs to, with all its tokens.
         async fn revoke_session(
             &self,
             request: tonic::Request<super::RevokeSessionRequest>,
-        ) -> std::result::Result<tonic::Response<super::RevokeSessionResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::RevokeSessionResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Creates a named API token with a subset of the caller's scopes; the token is shown once.
         async fn create_api_token(
             &self,
             request: tonic::Request<super::CreateApiTokenRequest>,
-        ) -> std::result::Result<tonic::Response<super::CreateApiTokenResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::CreateApiTokenResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Lists the caller's API tokens: metadata only, never the tokens.
         async fn list_api_tokens(
             &self,
             request: tonic::Request<super::ListApiTokensRequest>,
-        ) -> std::result::Result<tonic::Response<super::ListApiTokensResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::ListApiTokensResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Revokes one of the caller's API tokens by id.
         async fn revoke_api_token(
             &self,
             request: tonic::Request<super::RevokeApiTokenRequest>,
-        ) -> std::result::Result<tonic::Response<super::RevokeApiTokenResponse>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::RevokeApiTokenResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         /// Returns the public keys that verify the manager's tokens, as an RFC 7517 JWK set.
         async fn get_jwks(
             &self,
             request: tonic::Request<super::GetJwksRequest>,
-        ) -> std::result::Result<tonic::Response<super::Jwks>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::Jwks>, tonic::Status> {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     /// Token management that the published platform does not offer. Every method except
     /// `CreateSession`, `RefreshSession` and `GetJwks` needs the `authorization` metadata.

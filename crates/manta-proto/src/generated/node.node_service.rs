@@ -576,94 +576,108 @@ pub mod node_service_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn set_node_status(
             &self,
             request: tonic::Request<super::super::super::common::informations::NodeStatus>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn update_task(
             &self,
             request: tonic::Request<super::super::super::common::tasks::TaskUpdate>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn add_task_logs(
             &self,
             request: tonic::Request<tonic::Streaming<super::super::super::common::system::Logs>>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn send_error(
             &self,
             request: tonic::Request<super::super::super::common::system::Error>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn register_node(
             &self,
             request: tonic::Request<super::super::super::common::informations::NodeOverview>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::informations::Registration>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn renew_node_token(
             &self,
             request: tonic::Request<super::super::super::common::system::Empty>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Jwt>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn set_system_summary(
             &self,
             request: tonic::Request<super::super::super::common::informations::MetricsSnapshot>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn set_overviews(
             &self,
             request: tonic::Request<super::super::super::common::informations::DatasetOverviews>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the GetTaskResult method.
-        type GetTaskResultStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::results::ChunkResultValues,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_task_result(
             &self,
             request: tonic::Request<super::super::super::common::results::ResultQuery>,
-        ) -> std::result::Result<tonic::Response<Self::GetTaskResultStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::results::ChunkResultValues>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn add_task_result(
             &self,
             request: tonic::Request<tonic::Streaming<super::super::super::common::results::Result>>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
-        /// Server streaming response type for the GetGlobal method.
-        type GetGlobalStream: tonic::codegen::tokio_stream::Stream<
-                Item = std::result::Result<
-                    super::super::super::common::results::GlobalValue,
-                    tonic::Status,
-                >,
-            > + std::marker::Send
-            + 'static;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_global(
             &self,
             request: tonic::Request<super::super::super::common::results::GlobalTag>,
-        ) -> std::result::Result<tonic::Response<Self::GetGlobalStream>, tonic::Status>;
+        ) -> std::result::Result<
+            tonic::Response<BoxStream<super::super::super::common::results::GlobalValue>>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn set_global(
             &self,
             request: tonic::Request<
@@ -672,28 +686,36 @@ pub mod node_service_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn stop_swarm(
             &self,
             request: tonic::Request<super::StopSwarmProcess>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_relation(
             &self,
             request: tonic::Request<super::super::super::common::system::PairId>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::PairId>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn schedule_task(
             &self,
             request: tonic::Request<super::super::super::common::tasks::TaskScheduling>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::system::Ok>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn register_wire_guard_node(
             &self,
             request: tonic::Request<
@@ -702,14 +724,18 @@ pub mod node_service_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::wireguard::RegisterWireGuardNodeResponse>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn get_wire_guard_peers(
             &self,
             request: tonic::Request<super::super::super::common::wireguard::WireGuardPeerRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::wireguard::WireGuardPeerList>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn deregister_wire_guard_node(
             &self,
             request: tonic::Request<
@@ -720,7 +746,9 @@ pub mod node_service_server {
                 super::super::super::common::wireguard::DeregisterWireGuardNodeResponse,
             >,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
         async fn update_node_endpoint(
             &self,
             request: tonic::Request<
@@ -729,7 +757,9 @@ pub mod node_service_server {
         ) -> std::result::Result<
             tonic::Response<super::super::super::common::wireguard::UpdateNodeEndpointResponse>,
             tonic::Status,
-        >;
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
     }
     #[derive(Debug)]
     pub struct NodeServiceServer<T> {
@@ -1206,7 +1236,8 @@ pub mod node_service_server {
                         > for GetTaskResultSvc<T>
                     {
                         type Response = super::super::super::common::results::ChunkResultValues;
-                        type ResponseStream = T::GetTaskResultStream;
+                        type ResponseStream =
+                            BoxStream<super::super::super::common::results::ChunkResultValues>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
@@ -1298,7 +1329,8 @@ pub mod node_service_server {
                         > for GetGlobalSvc<T>
                     {
                         type Response = super::super::super::common::results::GlobalValue;
-                        type ResponseStream = T::GetGlobalStream;
+                        type ResponseStream =
+                            BoxStream<super::super::super::common::results::GlobalValue>;
                         type Future =
                             BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
