@@ -311,16 +311,18 @@ impl Context {
             config.key_retention_secs(),
         )?);
         let (sink, writer) = crate::audit::start_with(Arc::clone(&store), retention);
-        let core = Arc::new(
-            Core::new(
-                store,
-                authority,
-                config.lifetimes()?,
-                config.sign_in_limits(),
-                sink,
-            )
-            .with_node_settings(config.node_settings()?),
-        );
+        let mut core = Core::new(
+            store,
+            authority,
+            config.lifetimes()?,
+            config.sign_in_limits(),
+            sink,
+        )
+        .with_node_settings(config.node_settings()?);
+        if let Some(mqtt) = &config.mqtt {
+            core = core.with_mqtt(mqtt.settings()?);
+        }
+        let core = Arc::new(core);
         Ok(Context {
             config,
             core,

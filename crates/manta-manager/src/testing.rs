@@ -52,6 +52,8 @@ pub struct TestOptions {
     /// Bind these addresses instead of 127.0.0.1 with system-chosen ports, e.g. the ones an
     /// earlier manager had, so clients reconnect to the restarted one.
     pub addrs: Option<(SocketAddr, SocketAddr)>,
+    /// Serve the published node transport over this MQTT broker too.
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
 }
 
 /// A running manager with its engine, for setup and inspection.
@@ -102,10 +104,12 @@ impl TestManager {
         );
         // The writer stops by itself once the last sink (inside `core`) is dropped.
         let (sink, _writer) = audit::start(Arc::clone(&store));
-        let core = Arc::new(
-            Core::new(store, authority, options.lifetimes, options.limits, sink)
-                .with_node_settings(options.nodes),
-        );
+        let mut core = Core::new(store, authority, options.lifetimes, options.limits, sink)
+            .with_node_settings(options.nodes);
+        if let Some(mqtt) = options.mqtt {
+            core = core.with_mqtt(mqtt);
+        }
+        let core = Arc::new(core);
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let (user_at, node_at) = options.addrs.unwrap_or((any, any));
         let bind = tokio::net::TcpListener::bind;

@@ -91,8 +91,9 @@ fn identity(caller: &NodeCaller) -> Result<String, Status> {
     }
 }
 
-/// `node.node_service.NodeService`: IsAvailable, RegisterNode and RenewNodeToken are served;
-/// task, result and WireGuard methods answer UNIMPLEMENTED until scheduling lands.
+/// `node.node_service.NodeService`: IsAvailable, RegisterNode, RenewNodeToken, SetNodeStatus
+/// and SetSystemSummary are served; task, result and WireGuard methods answer UNIMPLEMENTED
+/// until scheduling lands.
 #[derive(Debug, Clone)]
 pub struct NodeApi {
     core: Arc<Core>,
@@ -135,10 +136,23 @@ impl NodeService for NodeApi {
             issued_version = issued.issued_version,
             "node registered"
         );
+        // With a broker, the published node speaks MQTT to it; without one it would exit on
+        // the empty host, and our node keeps to `manta.v1.NodeSession`.
+        let (mqtt_broker_host, mqtt_broker_port, mqtt_topics) = match self.core.mqtt() {
+            Some(m) => {
+                let (host, port) = m.settings().advertise.clone();
+                (
+                    host,
+                    u32::from(port),
+                    crate::mqtt::node_topics(&issued.node_id),
+                )
+            }
+            None => (String::new(), 0, Vec::new()),
+        };
         Ok(Response::new(Registration {
-            mqtt_broker_host: String::new(),
-            mqtt_broker_port: 0,
-            mqtt_topics: Vec::new(),
+            mqtt_broker_host,
+            mqtt_broker_port,
+            mqtt_topics,
             node_token: Some(issued.token.expose_secret().to_owned()),
             cluster_id: Some(issued.cluster_id.clone()),
             node_id: Some(issued.node_id.clone()),
@@ -157,8 +171,24 @@ impl NodeService for NodeApi {
         }))
     }
 
+    /// Authenticated, so unlike the bare MQTT notice it is trusted: CONNECTED is a sign of
+    /// life, DISCONNECTED marks the node offline at once.
     async fn set_node_status(&self, request: Request<inf::NodeStatus>) -> R<sys::Ok> {
-        Unserved.set_node_status(request).await
+        let node_id = identity(&node_caller(&request)?)?;
+        let status = request.into_inner().status;
+        if status == inf::NodeStatusEnum::Disconnected as i32 {
+            run(&self.core, move |core| {
+                core.platform().registry().deregister(&node_id)
+            })
+            .await?;
+        } else {
+            self.core
+                .platform()
+                .registry()
+                .heartbeat(&node_id)
+                .map_err(|e| crate::authz::status_of(&e))?;
+        }
+        Ok(Response::new(sys::Ok {}))
     }
     async fn update_task(&self, request: Request<tasks::TaskUpdate>) -> R<sys::Ok> {
         Unserved.update_task(request).await
@@ -169,8 +199,16 @@ impl NodeService for NodeApi {
     async fn send_error(&self, request: Request<sys::Error>) -> R<sys::Ok> {
         Unserved.send_error(request).await
     }
+    /// The answer to `collect_information` `set_system_summary`: a sign of life.
     async fn set_system_summary(&self, request: Request<inf::MetricsSnapshot>) -> R<sys::Ok> {
-        Unserved.set_system_summary(request).await
+        let node_id = identity(&node_caller(&request)?)?;
+        // Memory only (no blocking I/O), so it runs on the async worker directly.
+        self.core
+            .platform()
+            .registry()
+            .heartbeat(&node_id)
+            .map_err(|e| crate::authz::status_of(&e))?;
+        Ok(Response::new(sys::Ok {}))
     }
     async fn set_overviews(&self, request: Request<inf::DatasetOverviews>) -> R<sys::Ok> {
         Unserved.set_overviews(request).await
