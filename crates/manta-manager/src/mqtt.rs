@@ -189,6 +189,8 @@ pub struct Mqtt {
     inbox: Mutex<Inbox>,
     counters: Counters,
     client: Mutex<Option<AsyncClient>>,
+    /// Subscribed on the current broker connection.
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Mqtt {
@@ -220,7 +222,13 @@ impl Mqtt {
             inbox: Mutex::new(Inbox::default()),
             counters: Counters::default(),
             client: Mutex::new(None),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the manager is connected to the broker and subscribed to the node topics.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
 
     /// The settings.
@@ -491,6 +499,9 @@ pub fn spawn(core: Arc<Core>) -> Option<tokio::task::JoinHandle<()>> {
                             }
                         }
                     }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        mqtt.subscribed.store(true, Ordering::Relaxed);
+                    }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let now = Instant::now();
                         if p.topic.as_ref() == SYSTEM_SUMMARY_TOPIC.as_bytes() {
@@ -505,6 +516,7 @@ pub fn spawn(core: Arc<Core>) -> Option<tokio::task::JoinHandle<()>> {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        mqtt.subscribed.store(false, Ordering::Relaxed);
                         failures = failures.saturating_add(1);
                         if failures == 1 || failures.is_power_of_two() {
                             tracing::warn!(failures, error = %e, broker = %format!("{}:{}", mqtt.settings.broker.0, mqtt.settings.broker.1), "MQTT broker unreachable; retrying");
