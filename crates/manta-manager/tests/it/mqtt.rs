@@ -223,11 +223,14 @@ async fn manager(broker: &Broker, nodes: NodeSettings) -> (Manager, String) {
     (m, bootstrap)
 }
 
+/// Messages a raw client received: (topic, payload).
+type Inbox = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A raw MQTT client standing in for a node: publishes what the test says, collects what
 /// it receives.
 struct RawNode {
     client: AsyncClient,
-    received: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    received: Inbox,
     connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -236,7 +239,7 @@ impl RawNode {
         let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
         options.set_credentials(user, pw);
         let (client, mut events) = AsyncClient::new(options, 4096);
-        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let received: Inbox = Inbox::default();
         let connected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (r, c, sub) = (received.clone(), connected.clone(), client.clone());
         tokio::spawn(async move {
