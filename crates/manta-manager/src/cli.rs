@@ -315,16 +315,18 @@ impl Context {
             retention,
             Arc::clone(authority.clock()),
         );
-        let core = Arc::new(
-            Core::new(
-                store,
-                authority,
-                config.lifetimes()?,
-                config.sign_in_limits(),
-                sink,
-            )
-            .with_node_settings(config.node_settings()?),
-        );
+        let mut core = Core::new(
+            store,
+            authority,
+            config.lifetimes()?,
+            config.sign_in_limits(),
+            sink,
+        )
+        .with_node_settings(config.node_settings()?);
+        if let Some(mqtt) = &config.mqtt {
+            core = core.with_mqtt(mqtt.settings()?);
+        }
+        let core = Arc::new(core);
         Ok(Context {
             config,
             core,

@@ -41,6 +41,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// TLS for both APIs; absent means plaintext h2c.
     pub tls: Option<TlsConfig>,
+    /// The MQTT broker of the published node transport; absent means nodes use gRPC only.
+    pub mqtt: Option<MqttConfig>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             nodes: NodesConfig::default(),
             audit: AuditConfig::default(),
             tls: None,
+            mqtt: None,
         }
     }
 }
@@ -299,6 +302,95 @@ impl TlsConfig {
     }
 }
 
+/// `[mqtt]`: the broker the published node speaks to (`docs/mqtt.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `HOST:PORT` of the broker the manager connects to.
+    pub broker: String,
+    /// `HOST:PORT` nodes are told in `Registration`, when they reach the broker under
+    /// another name than the manager does; `broker` by default.
+    pub advertise: Option<String>,
+    /// The manager's broker user name.
+    pub username: Option<String>,
+    /// The manager's broker password; use `${VAR}`.
+    pub password: Option<SecretString>,
+    /// The manager's MQTT client id.
+    #[serde(default = "default_mqtt_client_id")]
+    pub client_id: String,
+    /// TLS to the broker; by default on for port 8883 only.
+    pub tls: Option<bool>,
+    /// Folder with the broker's CA (`ca.crt`) and optionally the manager's `client.crt` and
+    /// `client.key`; without it TLS trusts the system roots.
+    pub cert_folder: Option<PathBuf>,
+    /// Refused heartbeats verified and audited per second; more are dropped unverified.
+    #[serde(default = "default_refusals_per_second")]
+    pub refusals_per_second: u32,
+}
+
+fn default_mqtt_client_id() -> String {
+    "manta-manager".into()
+}
+
+fn default_refusals_per_second() -> u32 {
+    50
+}
+
+/// `HOST:PORT` (IPv6 in brackets) into its parts, or a message naming `key`.
+fn host_port(key: &str, value: &str) -> Result<(String, u16)> {
+    let bad = || {
+        Error::Config(format!(
+            "{key} {value:?} is not HOST:PORT; write e.g. \"broker.example.com:8883\""
+        ))
+    };
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+impl MqttConfig {
+    /// The transport settings, checked; TLS material is loaded through manta-tls.
+    pub fn settings(&self) -> Result<crate::mqtt::MqttSettings> {
+        let broker = host_port("mqtt.broker", &self.broker)?;
+        let advertise = match &self.advertise {
+            Some(a) => host_port("mqtt.advertise", a)?,
+            None => broker.clone(),
+        };
+        if self.username.is_some() != self.password.is_some() {
+            return Err(Error::Config(
+                "mqtt.username and mqtt.password go together; set both (password = \"${MANTA_MQTT_PASSWORD}\") or neither".into(),
+            ));
+        }
+        if self.refusals_per_second == 0 {
+            return Err(Error::Config(
+                "mqtt.refusals_per_second must be above zero (50 is the default)".into(),
+            ));
+        }
+        let tls = if self.tls.unwrap_or(broker.1 == 8883) {
+            let tls = match &self.cert_folder {
+                Some(folder) => manta_tls::ClientTls::from_folder(folder),
+                None => manta_tls::ClientTls::system_roots(),
+            };
+            Some(tls.map_err(Error::Tls)?)
+        } else {
+            None
+        };
+        Ok(crate::mqtt::MqttSettings {
+            broker,
+            advertise,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            client_id: self.client_id.clone(),
+            tls,
+            refusals_per_second: self.refusals_per_second,
+        })
+    }
+}
+
 impl Config {
     /// Loads a file through manta-config: `${VAR}` substitution, located errors, and a
     /// permission check when the HS256 secret is written in the file itself.
@@ -310,6 +402,7 @@ impl Config {
     pub fn load_with(path: &Path, env: &manta_config::Env) -> Result<Self> {
         let options = manta_config::LoadOptions::new()
             .secret_key("signing.hs256_secret")
+            .secret_key("mqtt.password")
             .missing_file_hint("create it (see docs/manager.md) or run without --config");
         manta_config::load_file::<Config>(path, env, &options)
             .map(|loaded| loaded.value)
@@ -494,6 +587,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn load(text: &str) -> Result<Config> {
         let dir = tempfile::tempdir().unwrap();
@@ -678,6 +772,45 @@ mod tests {
         let r = c.audit_retention();
         assert_eq!(r.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(r.max_rows, None, "0 turns the row limit off");
+    }
+
+    #[test]
+    fn the_mqtt_table_gives_broker_settings_and_its_password_comes_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manager.toml");
+        std::fs::write(
+            &path,
+            "[mqtt]\nbroker = \"127.0.0.1:1883\"\nadvertise = \"mqtt.example.com:1883\"\n\
+             username = \"manager\"\npassword = \"${MQTT_PW}\"\n",
+        )
+        .unwrap();
+        let env = manta_config::Env::from_pairs([("MQTT_PW", "s3cret")]);
+        let s = Config::load_with(&path, &env)
+            .unwrap()
+            .mqtt
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.broker, ("127.0.0.1".to_owned(), 1883));
+        assert_eq!(s.advertise, ("mqtt.example.com".to_owned(), 1883));
+        assert_eq!(
+            s.password.as_ref().map(|p| p.expose_secret().to_owned()),
+            Some("s3cret".into())
+        );
+        assert!(s.tls.is_none(), "1883 is plaintext unless tls = true");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(load("").unwrap().mqtt.is_none());
+        for (text, says) in [
+            ("broker = \"nohost\"", "is not HOST:PORT"),
+            ("broker = \"h:0\"", "is not HOST:PORT"),
+            ("broker = \"h:1\"\nusername = \"u\"", "go together"),
+            ("broker = \"h:1\"\nrefusals_per_second = 0", "above zero"),
+        ] {
+            let err = load(&format!("[mqtt]\n{text}\n"))
+                .and_then(|c| c.mqtt.unwrap().settings())
+                .unwrap_err();
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
     }
 
     #[test]

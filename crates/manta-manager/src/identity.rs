@@ -134,6 +134,8 @@ pub struct Core {
     callers: Mutex<HashMap<[u8; 32], CachedCaller>>,
     /// Clusters, swarms, modules and the node registry (manager part 2).
     platform: crate::platform::Platform,
+    /// The MQTT node transport, when `[mqtt]` names a broker.
+    mqtt: Option<Arc<crate::mqtt::Mqtt>>,
 }
 
 /// What a token to issue records besides what signing decides (`jti`, `iat`, `exp`).
@@ -212,7 +214,21 @@ impl Core {
             audit,
             callers: Mutex::new(HashMap::new()),
             platform,
+            mqtt: None,
         }
+    }
+
+    /// Serves the published node transport over the broker in `settings` too: nodes are
+    /// told the broker at registration and `server::serve` connects to it.
+    #[must_use]
+    pub fn with_mqtt(mut self, settings: crate::mqtt::MqttSettings) -> Self {
+        self.mqtt = Some(Arc::new(crate::mqtt::Mqtt::new(settings)));
+        self
+    }
+
+    /// The MQTT node transport, when configured.
+    pub fn mqtt(&self) -> Option<&Arc<crate::mqtt::Mqtt>> {
+        self.mqtt.as_ref()
     }
 
     /// Replaces the default node settings (heartbeat interval, node token lifetimes).

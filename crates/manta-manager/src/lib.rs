@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod identity;
 pub mod keys;
 pub mod limits;
+pub mod mqtt;
 pub mod password;
 pub mod platform;
 pub mod ratelimit;

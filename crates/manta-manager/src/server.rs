@@ -256,8 +256,14 @@ pub async fn serve(
         })
     };
 
+    // The published node transport, when `[mqtt]` names a broker.
+    let mqtt = crate::mqtt::spawn(Arc::clone(&core));
+
     shutdown.await;
     tracing::info!("shutting down: finishing calls in flight");
+    if let Some(task) = mqtt {
+        task.abort();
+    }
     let _ = stop_tx.send(true);
     reload.abort();
     flush.abort();

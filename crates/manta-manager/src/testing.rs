@@ -56,6 +56,8 @@ pub struct TestOptions {
     /// clock without it. A [`manta_auth::ManualClock`] here lets a test jump past a
     /// token's expiry or a heartbeat window instead of sleeping.
     pub clock: Option<manta_auth::SharedClock>,
+    /// Serve the published node transport over this MQTT broker too.
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
 }
 
 /// A running manager with its engine, for setup and inspection.
@@ -114,10 +116,12 @@ impl TestManager {
         // The writer stops by itself once the last sink (inside `core`) is dropped.
         let (sink, _writer) =
             audit::start_with_clock(Arc::clone(&store), audit::Retention::default(), clock);
-        let core = Arc::new(
-            Core::new(store, authority, options.lifetimes, options.limits, sink)
-                .with_node_settings(options.nodes),
-        );
+        let mut core = Core::new(store, authority, options.lifetimes, options.limits, sink)
+            .with_node_settings(options.nodes);
+        if let Some(mqtt) = options.mqtt {
+            core = core.with_mqtt(mqtt);
+        }
+        let core = Arc::new(core);
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let (user_at, node_at) = options.addrs.unwrap_or((any, any));
         let bind = tokio::net::TcpListener::bind;

@@ -347,6 +347,7 @@ impl Prepared {
     pub async fn start(self) -> Result<RunningAgent, NodeError> {
         let started_at = self.options.clock().unix_now();
         let client = ManagerClient::with_tls(&self.config, self.tls.as_ref())?;
+        let (requests_tx, requests) = mpsc::unbounded_channel();
         let mut run = Run {
             refresh: refresh_config(&self.config),
             bootstrap: self.config.identity.secured_token.clone(),
@@ -382,6 +383,9 @@ impl Prepared {
             state_path: self.state_path,
             lock: self.lock,
             status_tx: None,
+            node_config: self.config.clone(),
+            mqtt: None,
+            requests_tx,
         };
         run.run_info.manager = run.client.endpoint().to_owned();
         run.publish_run_file();
@@ -390,7 +394,7 @@ impl Prepared {
         let (status_tx, status_rx) = watch::channel(run.status.clone());
         run.status_tx = Some(status_tx);
         let identity = run.identity.clone();
-        let task = tokio::spawn(run.main_loop(rx));
+        let task = tokio::spawn(run.main_loop(rx, requests));
         Ok(RunningAgent {
             handle: AgentHandle {
                 commands: tx,
@@ -453,6 +457,12 @@ struct Run {
     status: AgentStatus,
     status_tx: Option<watch::Sender<AgentStatus>>,
     run_info: RunInfo,
+    /// The configuration at start (TLS material for the broker).
+    node_config: NodeConfig,
+    /// The MQTT transport, when the manager named a broker.
+    mqtt: Option<crate::mqtt::Link>,
+    /// Where the MQTT link sends `collect_information` requests.
+    requests_tx: mpsc::UnboundedSender<String>,
 }
 
 impl Run {
@@ -542,6 +552,20 @@ impl Run {
         // next start knows before talking to the manager; it records the assigned id inside.
         state.save(&self.state_path)?;
         self.saved_exp = source.expires_at();
+        match &reg.broker {
+            Some(broker) if self.mqtt.as_ref().is_none_or(|l| l.broker() != broker) => {
+                self.mqtt = Some(crate::mqtt::Link::start(
+                    broker,
+                    &reg.node_id,
+                    &self.node_config,
+                    &self.options.env,
+                    self.requests_tx.clone(),
+                )?);
+                tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), "heartbeats go over MQTT");
+            }
+            Some(_) => {}
+            None => self.mqtt = None,
+        }
         if self.options.heartbeat_interval.is_none()
             && let Some(every) = reg.heartbeat_interval
         {
@@ -630,6 +654,7 @@ impl Run {
     async fn main_loop(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut requests: mpsc::UnboundedReceiver<String>,
     ) -> Result<(), NodeError> {
         let mut failures: u32 = 0;
         let mut next_beat = Instant::now() + self.heartbeat;
@@ -642,6 +667,10 @@ impl Run {
             let wake = renew_at.map_or(next_beat, |r| r.min(next_beat));
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
+                Some(what) = requests.recv() => {
+                    self.answer(&what).await;
+                    continue;
+                }
                 cmd = commands.recv() => match cmd {
                     Some(Command::Reload(env)) => {
                         if self.reload(env).await {
@@ -688,6 +717,18 @@ impl Run {
                 .recover("the node token expired and renewal failed")
                 .await;
         };
+        if let Some(link) = &self.mqtt {
+            // The published transport: the manager verifies the token inside the message
+            // and does not answer; renewal still goes over gRPC.
+            link.heartbeat(&token)?;
+            if self.status.state != AgentState::Registered {
+                tracing::info!("MQTT broker reachable again");
+            }
+            self.status.heartbeats += 1;
+            self.status.last_error = None;
+            self.set_state(AgentState::Registered);
+            return Ok(());
+        }
         match self.client.heartbeat(&token, 0).await {
             Ok(resp) => {
                 if self.status.state != AgentState::Registered {
@@ -726,6 +767,24 @@ impl Run {
                 }
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Answers the manager's `collect_information` over gRPC, as the published node does.
+    async fn answer(&mut self, what: &str) {
+        let Some(token) = self.token().await else {
+            return;
+        };
+        let result = match what {
+            "set_system_summary" => self.client.set_system_summary(&token).await,
+            "set_node_status" => self.client.set_node_status(&token).await,
+            other => {
+                tracing::warn!(what = %other.chars().take(64).collect::<String>(), "collect_information for something this node does not send; ignored");
+                return;
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(what, error = %e, "cannot answer collect_information");
         }
     }
 
@@ -775,6 +834,9 @@ impl Run {
 
     /// Deregisters (best effort, bounded) and cleans up.
     async fn finish(&mut self, outcome: &Result<(), NodeError>) {
+        if let Some(link) = self.mqtt.take() {
+            link.shutdown(DEREGISTER_TIMEOUT).await;
+        }
         if outcome.is_ok() {
             self.set_state(AgentState::Stopping);
             if let Some(source) = &self.source {

@@ -160,7 +160,48 @@ impl ManagerClient {
                 .heartbeat_interval_seconds
                 .filter(|s| *s > 0)
                 .map(|s| Duration::from_secs(u64::from(s))),
+            broker: crate::mqtt::Broker::from_registration(
+                &reg.mqtt_broker_host,
+                reg.mqtt_broker_port,
+                reg.mqtt_topics,
+            ),
         })
+    }
+
+    /// `NodeService/SetSystemSummary`: the answer to `collect_information`.
+    ///
+    /// # Errors
+    /// The mapped status.
+    pub async fn set_system_summary(&self, token: &SecretString) -> Result<(), NodeError> {
+        let mut client = NodeServiceClient::new(self.channel.clone());
+        let request = authorized(
+            manta_proto::common::informations::MetricsSnapshot::default(),
+            token,
+        )?;
+        client
+            .set_system_summary(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| self.map("SetSystemSummary", s, None))
+    }
+
+    /// `NodeService/SetNodeStatus` CONNECTED: the answer to `collect_information`.
+    ///
+    /// # Errors
+    /// The mapped status.
+    pub async fn set_node_status(&self, token: &SecretString) -> Result<(), NodeError> {
+        use manta_proto::common::informations::{NodeStatus, NodeStatusEnum};
+        let mut client = NodeServiceClient::new(self.channel.clone());
+        let status = NodeStatus {
+            status: NodeStatusEnum::Connected as i32,
+            node_package_version: Some(AGENT_VERSION.to_owned()),
+            ..NodeStatus::default()
+        };
+        client
+            .set_node_status(authorized(status, token)?)
+            .await
+            .map(|_| ())
+            .map_err(|s| self.map("SetNodeStatus", s, None))
     }
 
     /// `NodeService/RenewNodeToken` presenting `current` (which may be expired).
@@ -319,6 +360,8 @@ pub struct Registered {
     pub cluster_id: Option<String>,
     /// The heartbeat interval the manager expects, if said.
     pub heartbeat_interval: Option<Duration>,
+    /// The MQTT broker to heartbeat over, when the manager names one.
+    pub broker: Option<crate::mqtt::Broker>,
 }
 
 impl std::fmt::Debug for Registered {

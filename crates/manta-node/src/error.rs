@@ -121,6 +121,17 @@ pub enum NodeError {
         /// What the last attempt said.
         detail: String,
     },
+    /// The manager named an MQTT broker, and the node has no usable broker credentials or
+    /// the broker refused them.
+    #[error(
+        "the MQTT broker at {broker} cannot be used: {detail}; set BROKER_USERNAME and BROKER_PASSWORD to this node's broker account"
+    )]
+    Broker {
+        /// `host:port` of the broker.
+        broker: String,
+        /// What is wrong (never the password).
+        detail: String,
+    },
     /// A state, lock or log file could not be read or written.
     #[error("cannot use {}: {source}; check that the directory exists and is writable", path.display())]
     Io {
@@ -205,7 +216,8 @@ impl NodeError {
             | Self::InsecureState { .. }
             | Self::CorruptState { .. }
             | Self::Usage(_)
-            | Self::WrongService { .. } => EXIT_CONFIG,
+            | Self::WrongService { .. }
+            | Self::Broker { .. } => EXIT_CONFIG,
             Self::InvalidToken { .. }
             | Self::DuplicateAlias { .. }
             | Self::Refused { .. }

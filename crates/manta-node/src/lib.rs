@@ -18,6 +18,7 @@ mod error;
 mod fsutil;
 mod identity;
 pub mod logging;
+mod mqtt;
 mod runfile;
 
 pub use agent::{
@@ -30,6 +31,7 @@ pub use identity::{
     IdentityState, MAX_ALIAS_LEN, NodeIdentity, alias_from_hostname, hostname, is_valid_alias,
     random_node_id, state_dir,
 };
+pub use mqtt::Broker;
 pub use runfile::{
     RunInfo, RunLock, RunningNode, Stopped, list as list_running, process_start_ticks, run_dir,
     stop,

@@ -170,6 +170,15 @@ impl ClientTls {
         Arc::clone(&self.inner.config)
     }
 
+    /// The same rustls configuration without ALPN, for protocols other than gRPC (MQTT over
+    /// TLS): brokers do not speak `h2` and some refuse a handshake that offers only it. The
+    /// certificate verifier and client certificate are shared, so reloads still apply.
+    pub fn client_config_without_alpn(&self) -> Arc<ClientConfig> {
+        let mut config = (*self.inner.config).clone();
+        config.alpn_protocols.clear();
+        Arc::new(config)
+    }
+
     /// The server-name override, if one was set.
     pub fn server_name(&self) -> Option<&ServerName<'static>> {
         self.server_name.as_ref()

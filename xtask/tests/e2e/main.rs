@@ -7,4 +7,5 @@ mod credentials;
 mod deploy;
 mod errors;
 mod harness;
+mod mqtt;
 mod node;

@@ -91,8 +91,9 @@ fn identity(caller: &NodeCaller) -> Result<String, Status> {
     }
 }
 
-/// `node.node_service.NodeService`: IsAvailable, RegisterNode and RenewNodeToken are served;
-/// task, result and WireGuard methods answer UNIMPLEMENTED until scheduling lands.
+/// `node.node_service.NodeService`: IsAvailable, RegisterNode, RenewNodeToken, SetNodeStatus
+/// and SetSystemSummary are served; task, result and WireGuard methods answer UNIMPLEMENTED
+/// until scheduling lands.
 #[derive(Debug, Clone)]
 pub struct NodeApi {
     core: Arc<Core>,
@@ -106,6 +107,7 @@ impl NodeApi {
 }
 
 type R<T> = Result<Response<T>, Status>;
+use manta_proto::common::{informations as inf, system as sys};
 
 #[tonic::async_trait]
 impl NodeService for NodeApi {
@@ -132,10 +134,23 @@ impl NodeService for NodeApi {
             issued_version = issued.issued_version,
             "node registered"
         );
+        // With a broker, the published node speaks MQTT to it; without one it would exit on
+        // the empty host, and our node keeps to `manta.v1.NodeSession`.
+        let (mqtt_broker_host, mqtt_broker_port, mqtt_topics) = match self.core.mqtt() {
+            Some(m) => {
+                let (host, port) = m.settings().advertise.clone();
+                (
+                    host,
+                    u32::from(port),
+                    crate::mqtt::node_topics(&issued.node_id),
+                )
+            }
+            None => (String::new(), 0, Vec::new()),
+        };
         Ok(Response::new(Registration {
-            mqtt_broker_host: String::new(),
-            mqtt_broker_port: 0,
-            mqtt_topics: Vec::new(),
+            mqtt_broker_host,
+            mqtt_broker_port,
+            mqtt_topics,
             node_token: Some(issued.token.expose_secret().to_owned()),
             cluster_id: Some(issued.cluster_id.clone()),
             node_id: Some(issued.node_id.clone()),
@@ -152,6 +167,37 @@ impl NodeService for NodeApi {
         Ok(Response::new(Jwt {
             token: issued.token.expose_secret().to_owned(),
         }))
+    }
+
+    /// Authenticated, so unlike the bare MQTT notice it is trusted: CONNECTED is a sign of
+    /// life, DISCONNECTED marks the node offline at once.
+    async fn set_node_status(&self, request: Request<inf::NodeStatus>) -> R<sys::Ok> {
+        let node_id = identity(&node_caller(&request)?)?;
+        let status = request.into_inner().status;
+        if status == inf::NodeStatusEnum::Disconnected as i32 {
+            run(&self.core, move |core| {
+                core.platform().registry().deregister(&node_id)
+            })
+            .await?;
+        } else {
+            self.core
+                .platform()
+                .registry()
+                .heartbeat(&node_id)
+                .map_err(|e| crate::authz::status_of(&e))?;
+        }
+        Ok(Response::new(sys::Ok {}))
+    }
+    /// The answer to `collect_information` `set_system_summary`: a sign of life.
+    async fn set_system_summary(&self, request: Request<inf::MetricsSnapshot>) -> R<sys::Ok> {
+        let node_id = identity(&node_caller(&request)?)?;
+        // Memory only (no blocking I/O), so it runs on the async worker directly.
+        self.core
+            .platform()
+            .registry()
+            .heartbeat(&node_id)
+            .map_err(|e| crate::authz::status_of(&e))?;
+        Ok(Response::new(sys::Ok {}))
     }
 }
 

@@ -93,7 +93,13 @@ pub const SERVED: &[(&str, &[&str])] = &[
     ("core.user_services.NetworkManagement", &["IsAvailable"]),
     (
         "node.node_service.NodeService",
-        &["IsAvailable", "RegisterNode", "RenewNodeToken"],
+        &[
+            "IsAvailable",
+            "RegisterNode",
+            "RenewNodeToken",
+            "SetNodeStatus",
+            "SetSystemSummary",
+        ],
     ),
     ("manta.v1.NodeSession", &["Heartbeat", "Deregister"]),
     (

@@ -8,6 +8,7 @@ mod hardening;
 mod harness;
 mod interop;
 mod limits;
+mod mqtt;
 mod nodes;
 mod pipes;
 mod pki;

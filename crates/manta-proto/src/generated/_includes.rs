@@ -13,6 +13,9 @@ pub mod common {
     pub mod informations {
         include!("common.informations.rs");
     }
+    pub mod mqtt {
+        include!("common.mqtt.rs");
+    }
     pub mod networks {
         include!("common.networks.rs");
     }
