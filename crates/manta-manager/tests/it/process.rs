@@ -258,7 +258,7 @@ async fn dev_prints_a_working_admin_token_once() {
     let grpcurl = next.iter().find(|l| l.contains("grpcurl")).unwrap();
     assert!(
         grpcurl.contains(&format!(
-            "-plaintext -H \"authorization: $MANTA_TOKEN\" {} ",
+            "-plaintext -H 'authorization: ${{MANTA_TOKEN}}' -expand-headers {} ",
             served.user_addr
         )),
         "{next:?}"
