@@ -34,9 +34,8 @@ pub use issue::{IssuedToken, Issuer, Lifetimes, TokenRequest};
 pub use jws::{Algorithm, DEFAULT_MAX_TOKEN_LEN, Header};
 pub use keys::{KeySet, SigningKey, VerifiedJws, VerifyingKey};
 pub use refresh::{RefreshConfig, RefreshFuture, Refresher, TokenSource};
-pub use scope::{
-    Explanation, MAX_SCOPE_LEN, MAX_SCOPES, Scope, ScopeSet, all_user_permissions,
-    permissions_for_scope, scope_for_permission,
-};
+pub use scope::{Explanation, MAX_SCOPE_LEN, MAX_SCOPES, Scope, ScopeSet};
+#[cfg(feature = "proto")]
+pub use scope::permission::{all_user_permissions, permissions_for_scope, scope_for_permission};
 pub use scope_input::{HalfScope, check_typed_scopes};
 pub use verify::{DenyList, MAX_LEEWAY, RevocationCheck, VerifiedToken, Verifier, VerifierConfig};

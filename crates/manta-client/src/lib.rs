@@ -14,6 +14,7 @@
 mod api;
 pub mod audit;
 pub mod blocking;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod error;
 mod redact;

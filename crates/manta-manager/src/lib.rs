@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod authz;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod scopes;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};

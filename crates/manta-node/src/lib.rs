@@ -12,6 +12,7 @@
 //! It never writes an expanded secret into a node configuration file. See `docs/node.md`.
 
 mod agent;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod client;
 mod error;
