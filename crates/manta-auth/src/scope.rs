@@ -1,4 +1,4 @@
-//! Permission scopes: the grammar (see `docs/scopes.md`), the matcher, explanations of which
+//! Permission scopes: the grammar (see [`docs/scopes.md`](https://github.com/mantatech/manta-rs/blob/main/docs/scopes.md)), the matcher, explanations of which
 //! grant satisfied a check, and (feature `proto`, in [`permission`]) the mapping to the
 //! published `UserPermission` enum.
 

@@ -315,7 +315,12 @@ pub(crate) fn suggest<'a>(
         .into_iter()
         // Optimal-string-alignment distance: edits plus adjacent transpositions, the typo
         // that plain Levenshtein over-counts (`alais` for `alias`).
-        .map(|c| (strsim::osa_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::osa_distance(&word.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, _)| *d <= max)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_owned())
