@@ -20,8 +20,10 @@ fn main() -> Result<(), manta_node::NodeError> {
     let fixed = NodeIdentity::resolve(&IdentityConfig::default(), Some("worker-7"), "host")?;
     println!("fixed: alias {} node id {}", fixed.alias, fixed.node_id);
 
-    let mut random = IdentityConfig::default();
-    random.random_id = true;
+    let random = IdentityConfig {
+        random_id: true,
+        ..IdentityConfig::default()
+    };
     let random = NodeIdentity::resolve(&random, None, "build-host")?;
     println!(
         "random: alias {} node id {} (new each start)",
