@@ -19,26 +19,24 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 /// Parsed `bench` arguments.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct Options {
     /// Short windows everywhere (a smoke run of a few minutes).
+    #[arg(long)]
     pub(crate) quick: bool,
     /// Where the report goes (default `target/bench`).
+    #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
 }
 
 impl Options {
     pub(crate) fn parse(args: &[&str]) -> Result<Options> {
-        let mut options = Options::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match *arg {
-                "--quick" => options.quick = true,
-                "--out" => options.out = Some(crate::release::out_dir(&mut args)?),
-                other => bail!("unknown bench option `{other}`; use --quick or --out DIR"),
-            }
-        }
-        Ok(options)
+        crate::parse_options(
+            "bench",
+            args,
+            "--quick or --out DIR",
+            &[("--out", "a directory")],
+        )
     }
 }
 

@@ -7,10 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Target};
 
 /// The only external crates `manta-proto` may depend on: it holds generated code and nothing
 /// else, so it must stay cheap to build and free of logic.
@@ -63,27 +62,32 @@ impl Rules {
 }
 
 /// Checks a `cargo metadata --no-deps` document against the rules; returns every violation.
-pub(crate) fn violations(metadata: &Value, rules: &Rules) -> Vec<String> {
+pub(crate) fn violations(metadata: &Metadata, rules: &Rules) -> Vec<String> {
     let mut problems = Vec::new();
-    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
-    let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
-    for package in &packages {
-        let name = package["name"].as_str().unwrap_or_default();
+    let packages = &metadata.packages;
+    let members: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    for package in packages {
+        let name = package.name.as_str();
         if !rules.allowed.contains_key(name) {
             problems.push(format!(
                 "crate `{name}` is not in the layering table of docs/ARCHITECTURE.md; add a row for it"
             ));
             continue;
         }
-        for dep in package["dependencies"].as_array().into_iter().flatten() {
-            let dep_name = dep["name"].as_str().unwrap_or_default();
-            let kind = dep["kind"].as_str().unwrap_or("normal");
-            if name == "manta-proto" && kind != "dev" && !PROTO_ALLOWED_DEPS.contains(&dep_name) {
+        for dep in &package.dependencies {
+            let dep_name = dep.name.as_str();
+            let kind = dep.kind;
+            if name == "manta-proto"
+                && kind != DependencyKind::Development
+                && !PROTO_ALLOWED_DEPS.contains(&dep_name)
+            {
                 problems.push(format!(
                     "manta-proto may depend only on {PROTO_ALLOWED_DEPS:?}, not `{dep_name}`: it holds generated code only"
                 ));
             }
-            if !members.contains(dep_name) {
+            // A crate's dev-dependency on itself only turns on its own features for its tests
+            // (manta-manager's `testing`); it is not an edge between crates.
+            if !members.contains(dep_name) || dep_name == name {
                 continue;
             }
             if !rules.allows(name, dep_name) {
@@ -92,48 +96,28 @@ pub(crate) fn violations(metadata: &Value, rules: &Rules) -> Vec<String> {
                 ));
             }
         }
-        if name == "manta-proto" {
-            let has_build_script = package["targets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| {
-                    t["kind"]
-                        .as_array()
-                        .is_some_and(|k| k.iter().any(|k| k == "custom-build"))
-                });
-            if has_build_script {
-                problems.push(
-                    "manta-proto must not have a build script: run `cargo xtask codegen` and commit"
-                        .to_owned(),
-                );
-            }
+        if name == "manta-proto" && package.targets.iter().any(Target::is_custom_build) {
+            problems.push(
+                "manta-proto must not have a build script: run `cargo xtask codegen` and commit"
+                    .to_owned(),
+            );
         }
     }
     problems
 }
 
-/// Runs `cargo metadata` for the workspace at `root`.
-pub(crate) fn workspace_metadata(root: &Path) -> Result<Value> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+/// Runs `cargo metadata --no-deps --offline` for the workspace at `root`.
+pub(crate) fn workspace_metadata(root: &Path) -> Result<Metadata> {
+    let mut command = MetadataCommand::new();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        command.cargo_path(cargo);
     }
-    Ok(serde_json::from_slice(&output.stdout)?)
+    command
+        .current_dir(root)
+        .no_deps()
+        .other_options(vec!["--offline".to_owned()])
+        .exec()
+        .context("running cargo metadata")
 }
 
 /// `cargo xtask layering`.

@@ -28,42 +28,28 @@ const BINARIES: &[(&str, &str)] = &[
 const DOCS: &[&str] = &["README.md", "LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"];
 
 /// Parsed `release` arguments.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct Options {
+    #[arg(long, value_name = "X.Y.Z")]
     pub(crate) version: Option<String>,
+    #[arg(long)]
     pub(crate) dry_run: bool,
+    #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
 }
 
 impl Options {
     pub(crate) fn parse(args: &[&str]) -> Result<Options> {
-        let mut options = Options::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match *arg {
-                "--dry-run" => options.dry_run = true,
-                "--version" => {
-                    options.version = Some(
-                        args.next()
-                            .context("--version needs a value such as 0.1.0")?
-                            .to_string(),
-                    );
-                }
-                "--out" => options.out = Some(out_dir(&mut args)?),
-                other => bail!(
-                    "unknown release option `{other}`; use --version X.Y.Z, --dry-run, --out DIR"
-                ),
-            }
-        }
-        Ok(options)
+        crate::parse_options(
+            "release",
+            args,
+            "--version X.Y.Z, --dry-run, --out DIR",
+            &[
+                ("--out", "a directory"),
+                ("--version", "a value such as 0.1.0"),
+            ],
+        )
     }
-}
-
-/// The directory after an `--out` option (shared by `release` and `bench`).
-pub(crate) fn out_dir(args: &mut std::slice::Iter<'_, &str>) -> Result<PathBuf> {
-    Ok(PathBuf::from(
-        args.next().context("--out needs a directory")?,
-    ))
 }
 
 /// What a release run produced.

@@ -1,9 +1,22 @@
 //! Tests of the workspace checks themselves: each must pass on the real tree and fail on a
 //! tree that breaks its rule.
 
-use serde_json::json;
+use cargo_metadata::{DependencyKind, Metadata, TargetKind};
 
 use crate::{codegen, layering, workspace_root};
+
+/// Adds a dependency on `dep` of `kind` to `package` (a copy of one of its own, renamed).
+fn add_dependency(metadata: &mut Metadata, package: &str, dep: &str, kind: DependencyKind) {
+    let package = metadata
+        .packages
+        .iter_mut()
+        .find(|p| p.name.as_str() == package)
+        .unwrap();
+    let mut added = package.dependencies[0].clone();
+    added.name = dep.to_owned();
+    added.kind = kind;
+    package.dependencies.push(added);
+}
 
 fn rules() -> layering::Rules {
     let doc = std::fs::read_to_string(workspace_root().join("docs/ARCHITECTURE.md")).unwrap();
@@ -29,17 +42,13 @@ fn real_workspace_respects_layering() {
 /// A leaf crate (manta-config) that starts depending on manta-auth is reported.
 #[test]
 fn forbidden_edge_is_reported() {
-    let metadata = layering::workspace_metadata(&workspace_root()).unwrap();
-    let mut metadata = metadata;
-    let packages = metadata["packages"].as_array_mut().unwrap();
-    let config = packages
-        .iter_mut()
-        .find(|p| p["name"] == "manta-config")
-        .unwrap();
-    config["dependencies"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "manta-auth", "kind": null}));
+    let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
+    add_dependency(
+        &mut metadata,
+        "manta-config",
+        "manta-auth",
+        DependencyKind::Normal,
+    );
     let problems = layering::violations(&metadata, &rules());
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
@@ -53,15 +62,12 @@ fn forbidden_edge_is_reported() {
 #[test]
 fn depending_on_a_binary_crate_is_reported() {
     let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
-    let packages = metadata["packages"].as_array_mut().unwrap();
-    let auth = packages
-        .iter_mut()
-        .find(|p| p["name"] == "manta-auth")
-        .unwrap();
-    auth["dependencies"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "manta-client", "kind": "dev"}));
+    add_dependency(
+        &mut metadata,
+        "manta-auth",
+        "manta-client",
+        DependencyKind::Development,
+    );
     let problems = layering::violations(&metadata, &rules());
     assert!(
         problems
@@ -73,19 +79,21 @@ fn depending_on_a_binary_crate_is_reported() {
 #[test]
 fn proto_crate_may_not_grow_dependencies_or_a_build_script() {
     let mut metadata = layering::workspace_metadata(&workspace_root()).unwrap();
-    let packages = metadata["packages"].as_array_mut().unwrap();
-    let proto = packages
+    add_dependency(
+        &mut metadata,
+        "manta-proto",
+        "serde",
+        DependencyKind::Normal,
+    );
+    let proto = metadata
+        .packages
         .iter_mut()
-        .find(|p| p["name"] == "manta-proto")
+        .find(|p| p.name.as_str() == "manta-proto")
         .unwrap();
-    proto["dependencies"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "serde", "kind": null}));
-    proto["targets"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "build-script-build", "kind": ["custom-build"]}));
+    let mut build_script = proto.targets[0].clone();
+    build_script.name = "build-script-build".to_owned();
+    build_script.kind = vec![TargetKind::CustomBuild];
+    proto.targets.push(build_script);
     let problems = layering::violations(&metadata, &rules());
     assert!(
         problems.iter().any(|p| p.contains("not `serde`")),

@@ -135,7 +135,7 @@ pub struct Claims {
     /// The user's role name (`role`), informational.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// Granted scopes (`permissions`), in the grammar of `docs/scopes.md`.
+    /// Granted scopes (`permissions`), in the grammar of [`docs/scopes.md`](https://github.com/mantatech/manta-rs/blob/main/docs/scopes.md).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub permissions: Vec<String>,
     /// Node tokens: the node id (`node_id`); the published node checks it is unchanged on

@@ -108,7 +108,7 @@ pub enum Error {
         /// The scope that was required.
         required: String,
     },
-    /// A scope string does not follow the grammar in `docs/scopes.md`.
+    /// A scope string does not follow the grammar in [`docs/scopes.md`](https://github.com/mantatech/manta-rs/blob/main/docs/scopes.md).
     #[error("invalid scope: {reason}; scopes look like `resource:action`, `resource:*` or `word`")]
     InvalidScope {
         /// What is wrong with the scope (the scope itself is quoted only when short and

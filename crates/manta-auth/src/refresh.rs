@@ -138,7 +138,7 @@ pub struct TokenSource {
     clock: SharedClock,
     state: Mutex<State>,
     /// Held while a refresh is in flight, so N concurrent callers cause one refresh.
-    flight: tokio::sync::Mutex<()>,
+    flight: futures_util::lock::Mutex<()>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -209,7 +209,7 @@ impl TokenSource {
             config,
             clock,
             state: Mutex::new(state),
-            flight: tokio::sync::Mutex::new(()),
+            flight: futures_util::lock::Mutex::new(()),
         };
         src.install(&mut src.lock(), token);
         Ok(src)

@@ -1,6 +1,6 @@
 //! Scope lists typed on a command line, checked more strictly than the grammar.
 //!
-//! The grammar (`docs/scopes.md`) accepts bare words such as `execute_tasks`, so
+//! The grammar ([`docs/scopes.md`](https://github.com/mantatech/manta-rs/blob/main/docs/scopes.md)) accepts bare words such as `execute_tasks`, so
 //! `--scopes "cluster read"` parses as the two scopes `cluster` and `read`, which grant
 //! nothing a user meant. A bare word that is one half of `resource:action` is therefore
 //! refused where people type scopes, with the scope they probably meant.

@@ -591,7 +591,7 @@ impl UserApi {
     }
 
     /// The selected profile (or the built-in localhost:50052) with the token from the chain,
-    /// using the process environment and the OS keyring.
+    /// using the process environment and (feature `keyring`, on by default) the OS keyring.
     ///
     /// # Errors
     /// As [`UserApi::resolve`] and [`UserApiBuilder::build`].
@@ -611,8 +611,11 @@ impl UserApi {
     fn from_named_profile(name: Option<&str>) -> Result<Self> {
         let env = Env::process();
         let home = MantaHome::from_env(&env)?;
-        let store = manta_config::OsKeyring;
-        let r = Self::resolve(name, None, &env, &home, Some(&store))?;
+        #[cfg(feature = "keyring")]
+        let store: Option<&dyn SecretStore> = Some(&manta_config::OsKeyring);
+        #[cfg(not(feature = "keyring"))]
+        let store: Option<&dyn SecretStore> = None;
+        let r = Self::resolve(name, None, &env, &home, store)?;
         UserApiBuilder::for_profile(&r.profile.profile)
             .token(r.token.token)
             .build()

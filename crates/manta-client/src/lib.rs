@@ -9,11 +9,20 @@
 //! - [`audit`]: the opt-in audit trail (`audit::init_file("manta_api_audit.log")`).
 //! - [`cli`]: the `manta` command, runnable in-process.
 //!
-//! See `docs/client.md` and `docs/cli.md`.
+//! See [`docs/client.md`](https://github.com/mantatech/manta-rs/blob/main/docs/client.md) and [`docs/cli.md`](https://github.com/mantatech/manta-rs/blob/main/docs/cli.md).
+//!
+//! # Features
+//!
+//! - `cli` (default): the `manta` binary and the [`cli`] module (clap, completions, the log
+//!   filter, the password prompt); implies `keyring`. Turn default features off for the
+//!   library alone.
+//! - `keyring` (default, through `cli`): the OS keyring as the last step of the token chain
+//!   in [`UserApi::from_env`] and [`UserApi::from_profile`].
 
 mod api;
 pub mod audit;
 pub mod blocking;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod error;
 mod redact;
@@ -31,3 +40,8 @@ pub use types::{
     ApiTokenInfo, Cluster, CreatedApiToken, ModuleSpec, Quotas, ResultRecord, Swarm, SwarmSpec,
     TaskSpec, User,
 };
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -114,42 +114,34 @@ pub fn write_private_file(
         }
         builder.create(&dir)?;
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(".{file_name}.{}.{nanos}.tmp", std::process::id()));
-    let synced = durability == Durability::Synced;
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(contents)?;
-        if synced {
-            file.sync_all()?;
-        }
-        drop(file);
-        fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        if synced {
-            fs::File::open(&dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        // Best effort: a failed write must not leave a stray copy of a secret behind.
-        let _ = fs::remove_file(&tmp);
+    // tempfile picks an unused name in the same directory (so the rename stays on one file
+    // system), creates it with the mode already set, and removes it if anything below fails
+    // before `persist`, so no stray copy of a secret is left behind.
+    let mut builder = tempfile::Builder::new();
+    let prefix = format!(
+        ".{}.",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(0o600));
     }
-    result
+    let mut file = builder.tempfile_in(&dir)?;
+    file.write_all(contents)?;
+    let synced = durability == Durability::Synced;
+    if synced {
+        file.as_file().sync_all()?;
+    }
+    file.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    if synced {
+        fs::File::open(&dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(all(test, unix))]

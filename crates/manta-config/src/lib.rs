@@ -2,7 +2,7 @@
 //!
 //! This crate is the only one that reads configuration files and environment variables for
 //! configuration. It never opens sockets, never parses PEM and never puts a secret in an
-//! error message. See `docs/configuration.md` for the file formats and the substitution
+//! error message. See [`docs/configuration.md`](https://github.com/mantatech/manta-rs/blob/main/docs/configuration.md) for the file formats and the substitution
 //! grammar.
 //!
 //! - [`load_file`] / [`load_str`]: the generic loader for any `serde` type (substitution,
@@ -16,6 +16,11 @@
 //! - [`ClientConfig`], [`TokenLookup`]: client profiles and the token lookup chain.
 //! - [`save_credential`], [`CredentialSlot`]: the credential `manta login` stores for each
 //!   profile, bound to the manager address it came from.
+//!
+//! # Features
+//!
+//! - `keyring` (off by default): [`OsKeyring`], the OS keyring (Linux kernel keyutils, no
+//!   system library) as the last step of the client token chain.
 
 mod client;
 mod credentials;
@@ -53,3 +58,8 @@ pub use node::{
     MetadataConfig, NetworkConfig, NodeConfig, SECURED_TOKEN_KEY, SecurityConfig, ValidationReport,
     jwt_expiry, node_load_options,
 };
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

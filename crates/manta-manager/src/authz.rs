@@ -1,7 +1,7 @@
 //! Authorization: the one table of required access per RPC, and the tower layer that enforces
 //! it before any handler runs, auditing every decision.
 //!
-//! `docs/authorization.md` shows the same table; a test fails when the two differ, and another
+//! [`docs/authorization.md`](https://github.com/mantatech/manta-rs/blob/main/docs/authorization.md) shows the same table; a test fails when the two differ, and another
 //! fails when a method of `proto/` has no entry.
 
 use std::borrow::Cow;

@@ -3,7 +3,7 @@
 //!
 //! Transport-free: the gRPC handlers and the admin CLI call it. Scheduling swarms onto nodes
 //! is a later issue: a started swarm is recorded as active and stays so until stopped, with
-//! no task sent to any node (docs/manager.md says so to users).
+//! no task sent to any node ([docs/manager.md](https://github.com/mantatech/manta-rs/blob/main/docs/manager.md) says so to users).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Scope strings as the manager uses them, over manta-auth's grammar and matcher
-//! (`docs/scopes.md`): validation with the manager's error, coverage checks on plain strings
+//! ([`docs/scopes.md`](https://github.com/mantatech/manta-rs/blob/main/docs/scopes.md)): validation with the manager's error, coverage checks on plain strings
 //! as stored, and the mapping to the published `UserPermission` enum that `GetUser` reports.
 
 use manta_auth::{Scope, ScopeSet};

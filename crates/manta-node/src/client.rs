@@ -260,7 +260,7 @@ impl ManagerClient {
     }
 
     /// Maps a status to the node's error. The manager's messages carry no secrets
-    /// (`docs/authorization.md`), so they are kept as detail.
+    /// ([`docs/authorization.md`](https://github.com/mantatech/manta-rs/blob/main/docs/authorization.md)), so they are kept as detail.
     fn map(&self, operation: &'static str, status: Status, alias: Option<&str>) -> NodeError {
         let detail = if status.message().is_empty() {
             format!("{:?}", status.code())

@@ -9,9 +9,15 @@
 //! - [`NodeIdentity`] and [`IdentityState`]: the seed's alias / node id rules and the
 //!   per-node 0600 state file holding the manager's node token, never the configuration.
 //!
-//! It never writes an expanded secret into a node configuration file. See `docs/node.md`.
+//! It never writes an expanded secret into a node configuration file. See [`docs/node.md`](https://github.com/mantatech/manta-rs/blob/main/docs/node.md).
+//!
+//! # Features
+//!
+//! - `cli` (default): the `manta_node` binary and the [`cli`] module (clap, completions).
+//!   Without it the crate is the [`Agent`] library.
 
 mod agent;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod client;
 mod error;
@@ -36,3 +42,8 @@ pub use runfile::{
     RunInfo, RunLock, RunningNode, Stopped, list as list_running, process_start_ticks, run_dir,
     stop,
 };
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

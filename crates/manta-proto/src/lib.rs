@@ -5,13 +5,17 @@
 //! committed; `cargo xtask codegen --check` and a test in xtask fail when it is stale. Package,
 //! service, method and message names and field numbers are those of the published Manta
 //! platform, so gRPC paths such as `/core.user_services.UserManagement/GetUser` are identical.
-//! Additions live in package `manta.v1` or in field numbers 100 and up (`docs/protocol.md`).
+//! Additions live in package `manta.v1` or in field numbers 100 and up ([`docs/protocol.md`](https://github.com/mantatech/manta-rs/blob/main/docs/protocol.md)).
 //!
 //! This crate holds only generated code and re-exports. It must not grow logic, a build script
 //! or dependencies beyond prost, prost-types, tonic-prost and tonic's codegen feature.
 //!
 //! The generated clients are transport-agnostic (`T: tonic::client::GrpcService`); connecting
 //! is done by `manta-tls`.
+//!
+//! # Features
+//!
+//! None. See the [repository](https://github.com/mantatech/manta-rs) for the rest of the workspace.
 
 #[allow(
     missing_docs,
@@ -30,3 +34,8 @@ pub use generated::{common, core, manta, node};
 /// The protobuf descriptors of every file in `proto/`, without source info, for gRPC server
 /// reflection (`tonic-reflection`), so `grpcurl` can list and call our services.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("generated/descriptor.bin");
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

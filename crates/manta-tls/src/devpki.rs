@@ -259,39 +259,40 @@ fn write_secret(path: &Path, pem: &SecretString) -> Result<(), TlsError> {
 /// Writes through a temporary file in the same folder, fsyncs it, then renames it into
 /// place, so a reader (or a hot-reload watcher) never sees a half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let io_err = |source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // tempfile creates the file with its mode already set (so a secret is never readable by
+    // others, even briefly) and removes it if anything fails before `persist`.
+    let mut builder = tempfile::Builder::new();
+    let prefix = format!(
+        ".{}.",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        // The mode is set at creation, so a secret is never readable by others even briefly.
-        options.mode(mode);
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(mode));
     }
     #[cfg(not(unix))]
     let _ = mode;
     let result = (|| {
-        let mut file = options.open(&tmp)?;
+        let mut file = builder.tempfile_in(dir)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
         #[cfg(unix)]
         std::fs::File::open(dir)?.sync_all()?;
         Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err)
+    result.map_err(|source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

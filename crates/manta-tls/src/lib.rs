@@ -10,7 +10,11 @@
 //! - Hot reload: [`ServerTls::watch`] / [`ClientTls::watch`].
 //! - Development certificates: [`DevPki::create`].
 //!
-//! See `docs/tls.md` for the folder layouts and rules.
+//! See [`docs/tls.md`](https://github.com/mantatech/manta-rs/blob/main/docs/tls.md) for the folder layouts and rules.
+//!
+//! # Features
+//!
+//! None.
 
 mod accept;
 mod client;
@@ -40,3 +44,8 @@ pub use server::{ClientAuth, SERVER_CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, 
 
 /// Re-exported so callers name the same rustls types (configs, `pki_types`) this crate builds.
 pub use rustls;
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

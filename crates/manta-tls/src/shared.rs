@@ -1,25 +1,28 @@
 //! A value that reload swaps atomically while handshakes read it.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
-/// An `Arc<T>` behind a lock: readers clone the `Arc` and never hold the lock for long, so
-/// a swap never waits on a handshake and existing connections keep the value they started
-/// with.
+use arc_swap::ArcSwap;
+
+/// An `Arc<T>` that handshakes load without a lock and reload replaces in one atomic swap,
+/// so a swap never waits on a handshake, a handshake never waits on a swap, and existing
+/// connections keep the value they started with.
+///
+/// `arc-swap` holds only sized values, so the `Arc<T>` (which may point at a `dyn`
+/// verifier) sits inside the swapped `Arc`.
 #[derive(Debug)]
-pub(crate) struct Shared<T: ?Sized>(RwLock<Arc<T>>);
+pub(crate) struct Shared<T: ?Sized>(ArcSwap<Arc<T>>);
 
 impl<T: ?Sized> Shared<T> {
     pub(crate) fn new(value: Arc<T>) -> Self {
-        Self(RwLock::new(value))
+        Self(ArcSwap::from_pointee(value))
     }
 
     pub(crate) fn get(&self) -> Arc<T> {
-        // A panic while holding the lock cannot leave the `Arc` half-written, so a poisoned
-        // lock still holds a valid value.
-        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&self.0.load())
     }
 
     pub(crate) fn set(&self, value: Arc<T>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = value;
+        self.0.store(Arc::new(value));
     }
 }

@@ -293,12 +293,28 @@ fn read_line(ctx: &mut Context<'_>, what: &str) -> Result<String> {
     Ok(value)
 }
 
-/// Turns terminal echo off (or on) with `stty`, which needs no unsafe code or extra crate.
-fn echo(on: bool) {
-    let _ = std::process::Command::new("stty")
-        .arg(if on { "echo" } else { "-echo" })
-        .stdin(std::process::Stdio::inherit())
-        .status();
+/// Reads a line from `ctx.stdin` with the terminal's echo off (termios through rustix's safe
+/// wrappers, instead of running `stty`), then puts the terminal's own settings back.
+fn read_hidden(ctx: &mut Context<'_>, what: &str) -> Result<String> {
+    #[cfg(unix)]
+    {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        // Not a terminal after all (or no permission): read as is, as `stty` failing did.
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
+        }
+        let line = read_line(ctx, what);
+        if let Some(saved) = &saved {
+            let _ = tcsetattr(&stdin, OptionalActions::Now, saved);
+        }
+        line
+    }
+    #[cfg(not(unix))]
+    read_line(ctx, what)
 }
 
 /// Where `login` stores: the store asked for, else the keyring when a probe shows it works
@@ -348,9 +364,7 @@ async fn login(args: LoginArgs, g: &Global, ctx: &mut Context<'_>, out: Out<'_>)
         SecretString::from(read_line(ctx, "password")?)
     } else if ctx.stdin_is_terminal {
         eprint!("password for {username}: ");
-        echo(false);
-        let p = read_line(ctx, "password");
-        echo(true);
+        let p = read_hidden(ctx, "password");
         eprintln!();
         SecretString::from(p?)
     } else {
