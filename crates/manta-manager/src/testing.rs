@@ -213,6 +213,28 @@ impl TestManager {
         SecretString::from(session.access_token.expose_secret().to_owned())
     }
 
+    /// Whether the audit trail holds an allowed call of `method` (a method name such as
+    /// `SetSystemSummary`, matched as the audit query matches it) by `subject`, after
+    /// writing out what the audit writer still holds.
+    ///
+    /// # Panics
+    ///
+    /// When the audit query fails.
+    pub fn audited_allowed(&self, method: &str, subject: &str) -> bool {
+        self.core.audit().flush();
+        self.core
+            .store()
+            .query_audit(&crate::store::AuditQuery {
+                method: Some(method.to_owned()),
+                subject: Some(subject.to_owned()),
+                limit: 10,
+                ..Default::default()
+            })
+            .expect("query the test manager's audit trail")
+            .iter()
+            .any(|e| e.allowed)
+    }
+
     /// Stops the server gracefully and waits for it.
     ///
     /// # Panics

@@ -209,20 +209,7 @@ async fn our_node_heartbeats_over_mqtt_and_comes_back_after_a_broker_restart() {
     until(
         "SetSystemSummary over gRPC",
         Duration::from_secs(10),
-        || {
-            m.core.audit().flush();
-            m.core
-                .store()
-                .query_audit(&manta_manager::store::AuditQuery {
-                    method: Some("SetSystemSummary".into()),
-                    subject: Some(node_id.clone()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .unwrap()
-                .iter()
-                .any(|e| e.allowed)
-        },
+        || m.audited_allowed("SetSystemSummary", &node_id),
     )
     .await;
 

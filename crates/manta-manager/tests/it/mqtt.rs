@@ -723,20 +723,7 @@ async fn the_published_python_node_stays_online_over_mqtt_renews_and_survives_a_
     wait_until(
         "SetSystemSummary over gRPC",
         Duration::from_secs(15),
-        || {
-            m.core.audit().flush();
-            m.core
-                .store()
-                .query_audit(&manta_manager::store::AuditQuery {
-                    method: Some("SetSystemSummary".into()),
-                    subject: Some(node_id.clone()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .unwrap()
-                .iter()
-                .any(|e| e.allowed)
-        },
+        || m.audited_allowed("SetSystemSummary", &node_id),
     )
     .await;
 
