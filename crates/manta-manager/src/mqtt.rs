@@ -461,10 +461,10 @@ impl Mqtt {
     }
 }
 
+/// The workspace's one backoff (`manta_auth::Backoff`), jittered.
 fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(250)
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(8))
-        .min(BACKOFF_MAX)
+    manta_auth::Backoff::added_jitter(Duration::from_millis(250), BACKOFF_MAX, 0.25)
+        .delay(failures.saturating_sub(1))
 }
 
 /// Connects the core's MQTT transport and serves it until the task is aborted: subscribes to
@@ -519,7 +519,19 @@ pub fn spawn(core: Arc<Core>) -> Option<tokio::task::JoinHandle<()>> {
                         mqtt.subscribed.store(false, Ordering::Relaxed);
                         failures = failures.saturating_add(1);
                         if failures == 1 || failures.is_power_of_two() {
-                            tracing::warn!(failures, error = %e, broker = %format!("{}:{}", mqtt.settings.broker.0, mqtt.settings.broker.1), "MQTT broker unreachable; retrying");
+                            let broker = format!("{}:{}", mqtt.settings.broker.0, mqtt.settings.broker.1);
+                            // A refused login is not an outage: say which settings to fix.
+                            if matches!(
+                                e,
+                                rumqttc::v5::ConnectionError::ConnectionRefused(
+                                    rumqttc::v5::mqttbytes::v5::ConnectReturnCode::BadUserNamePassword
+                                        | rumqttc::v5::mqttbytes::v5::ConnectReturnCode::NotAuthorized
+                                )
+                            ) {
+                                tracing::error!(failures, error = %e, broker = %broker, "the MQTT broker refused the manager's account; check [mqtt] username and password (e.g. password = \"${{MANTA_MQTT_PASSWORD}}\"); retrying");
+                            } else {
+                                tracing::warn!(failures, error = %e, broker = %broker, "MQTT broker unreachable; check that it runs at [mqtt] broker; retrying");
+                            }
                         }
                         tokio::time::sleep(backoff(failures)).await;
                     }

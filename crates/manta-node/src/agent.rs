@@ -347,7 +347,7 @@ impl Prepared {
     pub async fn start(self) -> Result<RunningAgent, NodeError> {
         let started_at = self.options.clock().unix_now();
         let client = ManagerClient::with_tls(&self.config, self.tls.as_ref())?;
-        let (requests_tx, requests) = mpsc::unbounded_channel();
+        let (requests_tx, requests) = mpsc::channel(8);
         let mut run = Run {
             refresh: refresh_config(&self.config),
             bootstrap: self.config.identity.secured_token.clone(),
@@ -462,7 +462,7 @@ struct Run {
     /// The MQTT transport, when the manager named a broker.
     mqtt: Option<crate::mqtt::Link>,
     /// Where the MQTT link sends `collect_information` requests.
-    requests_tx: mpsc::UnboundedSender<String>,
+    requests_tx: mpsc::Sender<String>,
 }
 
 impl Run {
@@ -654,7 +654,7 @@ impl Run {
     async fn main_loop(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        mut requests: mpsc::UnboundedReceiver<String>,
+        mut requests: mpsc::Receiver<String>,
     ) -> Result<(), NodeError> {
         let mut failures: u32 = 0;
         let mut next_beat = Instant::now() + self.heartbeat;
@@ -720,10 +720,8 @@ impl Run {
         if let Some(link) = &self.mqtt {
             // The published transport: the manager verifies the token inside the message
             // and does not answer; renewal still goes over gRPC.
+            // (The link itself logs "MQTT broker reachable again", with the broker address.)
             link.heartbeat(&token)?;
-            if self.status.state != AgentState::Registered {
-                tracing::info!("MQTT broker reachable again");
-            }
             self.status.heartbeats += 1;
             self.status.last_error = None;
             self.set_state(AgentState::Registered);

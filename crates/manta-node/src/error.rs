@@ -123,9 +123,7 @@ pub enum NodeError {
     },
     /// The manager named an MQTT broker, and the node has no usable broker credentials or
     /// the broker refused them.
-    #[error(
-        "the MQTT broker at {broker} cannot be used: {detail}; set BROKER_USERNAME and BROKER_PASSWORD to this node's broker account"
-    )]
+    #[error("the MQTT broker at {broker} cannot be used: {detail}")]
     Broker {
         /// `host:port` of the broker.
         broker: String,

@@ -101,17 +101,20 @@ fn tls_for(
             Some((&cert, &key)),
         )?));
     }
-    if broker.port == 8883 {
+    // With `use_tls` the broker link is TLS too, whatever its port: the broker password and
+    // the node token in every heartbeat must not cross the network in clear because the
+    // manager named a plaintext port.
+    if broker.port == 8883 || config.security.use_tls {
         let ca = folder.as_deref().and_then(|f| file(f, "ca.crt"));
         return Ok(Some(manta_tls::ClientTls::from_files(ca.as_deref(), None)?));
     }
     Ok(None)
 }
 
+/// The workspace's one backoff, with jitter so a fleet does not reconnect in lockstep.
 fn backoff(failures: u32) -> Duration {
-    BACKOFF_INITIAL
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX)
+    manta_auth::Backoff::added_jitter(BACKOFF_INITIAL, BACKOFF_MAX, 0.25)
+        .delay(failures.saturating_sub(1))
 }
 
 impl Link {
@@ -126,7 +129,7 @@ impl Link {
         node_id: &str,
         config: &NodeConfig,
         env: &Env,
-        requests_tx: mpsc::UnboundedSender<String>,
+        requests_tx: mpsc::Sender<String>,
     ) -> Result<Link, NodeError> {
         let (Some(user), Some(password)) = (
             env.get_non_empty(USERNAME_VAR),
@@ -134,7 +137,9 @@ impl Link {
         ) else {
             return Err(NodeError::Broker {
                 broker: broker.address(),
-                detail: format!("{USERNAME_VAR} and {PASSWORD_VAR} must both be set"),
+                detail: format!(
+                    "{USERNAME_VAR} and {PASSWORD_VAR} must both be set; export this node's broker account in them"
+                ),
             });
         };
         let password = SecretString::from(password.as_str());
@@ -181,7 +186,11 @@ impl Link {
                         let command = topic.rsplit('/').next().unwrap_or_default();
                         if command == "collect_information" {
                             let what = String::from_utf8_lossy(&p.payload).into_owned();
-                            let _ = requests_tx.send(what);
+                            // Bounded: a flood on the command topic costs a few dropped
+                            // requests, never unbounded memory or gRPC calls.
+                            if requests_tx.try_send(what).is_err() {
+                                tracing::debug!("collect_information request dropped: queue full");
+                            }
                         } else {
                             tracing::warn!(command, "command not supported by this node; ignored");
                         }
@@ -200,7 +209,7 @@ impl Link {
                             refusals += 1;
                             if refusals >= MAX_AUTH_REFUSALS {
                                 state_tx.send_replace(LinkState::Refused(format!(
-                                    "the broker refused the credentials {refusals} times ({e})"
+                                    "the broker refused the credentials {refusals} times ({e}); set {USERNAME_VAR} and {PASSWORD_VAR} to this node's broker account"
                                 )));
                                 return;
                             }
@@ -212,7 +221,7 @@ impl Link {
                             )
                         ) {
                             state_tx.send_replace(LinkState::Refused(format!(
-                                "the broker refused the node id as client id ({e})"
+                                "the broker refused the node id as client id ({e}); allow client ids of at least 24 characters in the broker"
                             )));
                             return;
                         }
